@@ -1,0 +1,265 @@
+"""The composition root: `build_advisor(settings)` wires every stage; front ends call `Advisor`.
+
+question --condense--> query --retrieve--> Passage[] --answer--> Answer
+The CLI, the web page, the Slack bot and the evaluator all go through `Advisor.ask` (or
+`Advisor.stream`), so they answer alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
+
+from advisor.answer import ExtractiveAnswerer
+from advisor.condense import RuleBasedCondenser
+from advisor.config import Settings, force_offline
+from advisor.embedding import LocalEmbeddings
+from advisor.errors import IndexMissingError, InvalidQuestionError
+from advisor.ingest import IngestReport, Ingestor, Progress
+from advisor.retrieval import HybridRetriever, IndexSnapshot
+from advisor.store import ChromaStore
+from advisor.types import Answer, Filters, Passage
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_FRESHNESS_SECONDS = 5.0
+
+
+class Answerer(Protocol):
+    """The answer seam: the extractive answerer today, an LLM chain by configuration."""
+
+    def answer(self, question: str, query: str, query_vector: Any, passages: list[Passage]) -> Answer:
+        ...
+
+
+@dataclass(frozen=True)
+class DocumentSummary:
+    """One report in the index, for `advisor sources` and the web page."""
+
+    source: str
+    title: str
+    publisher: str
+    year: int
+    chunks: int
+    case_studies: dict[str, int]  # case study name -> chunk count
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question as the advisor will read it, or InvalidQuestionError saying why not."""
+    if question is None:
+        raise InvalidQuestionError("Please type a question.")
+    text = unicodedata.normalize("NFC", str(question))
+    controls = len(_CONTROL.findall(text))
+    if controls and controls > max(3, len(text) // 10):
+        raise InvalidQuestionError(
+            f"The question contains {controls} control characters; please type it as plain text."
+        )
+    text = _CONTROL.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise InvalidQuestionError("Please type a question: it was empty.")
+    if len(text) > max_chars:
+        raise InvalidQuestionError(
+            f"The question is {len(text):,} characters long; the limit is {max_chars:,}. "
+            "Please ask it in fewer words."
+        )
+    if not re.search(r"\w", text):
+        raise InvalidQuestionError("Please type a question in words.")
+    return text
+
+
+class Advisor:
+    """Answers questions from the indexed reports, with a citation for every sentence."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: LocalEmbeddings,
+        store: ChromaStore,
+        condenser: RuleBasedCondenser | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.condenser = condenser or RuleBasedCondenser()
+        self.ingestor = Ingestor(settings, embedder, store)
+        self.llm_answerer: Any = None  # set by the LLM issue's wiring when a backend is configured
+        self._lock = threading.RLock()
+        self._snapshot: IndexSnapshot | None = None
+        self._retriever: HybridRetriever | None = None
+        self._extractive: ExtractiveAnswerer | None = None
+        self._checked = 0.0
+
+    # ---- index lifecycle -------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
+
+    def load(self) -> bool:
+        """Load the published index into memory; False when there is none yet."""
+        state = self.store.state()
+        if state is None:
+            return False
+        chunks = self.store.load_chunks(state)
+        sentences = self.store.load_sentences(state)
+        snapshot = IndexSnapshot.build(state, chunks)
+        s = self.settings
+        with self._lock:
+            self._snapshot = snapshot
+            self._retriever = HybridRetriever(
+                self.store, self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document
+            )
+            self._extractive = ExtractiveAnswerer(
+                sentences, max_sentences=s.answer_sentences, refusal_threshold=s.refusal_threshold
+            )
+            self._checked = time.monotonic()
+        return True
+
+    def ingest(self, paths=None, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
+        """Build or refresh the index, then serve the new one."""
+        report = self.ingestor.run(paths, rebuild=rebuild, progress=progress)
+        if report.published or not self.ready:
+            self.load()
+        return report
+
+    def ensure_index(self, progress: Progress | None = None) -> IngestReport | None:
+        """Load the index, building it first when none exists; returns the build report if built."""
+        if self.ready or self.load():
+            return None
+        return self.ingest(progress=progress)
+
+    def _refresh_if_republished(self) -> None:
+        # Another process (an `advisor ingest`, a replica) may have published a new generation.
+        now = time.monotonic()
+        if now - self._checked < _FRESHNESS_SECONDS:
+            return
+        self._checked = now
+        state = self.store.state()
+        if state is not None and (self._snapshot is None or state.generation != self._snapshot.state.generation):
+            log.info("index generation changed to %s; reloading", state.generation)
+            self.load()
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        self._require_index()
+        assert self._retriever is not None
+        return self._retriever
+
+    @property
+    def extractive(self) -> ExtractiveAnswerer:
+        self._require_index()
+        assert self._extractive is not None
+        return self._extractive
+
+    def _require_index(self) -> None:
+        if self._snapshot is None and not self.load():
+            raise IndexMissingError("No index has been built yet: run `advisor ingest` first.")
+
+    # ---- questions -------------------------------------------------------------------
+    def condense(self, question: str, history: list[Any] | None = None) -> str:
+        """The standalone query a (follow-up) question is searched with."""
+        return self.condenser.condense(question, history)
+
+    def ask(
+        self,
+        question: str,
+        history: list[Any] | None = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        """Answer a question (with the conversation so far) from the indexed reports."""
+        answer: Answer | None = None
+        for event in self.stream(question, history=history, filters=filters, k=k):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(
+        self,
+        question: str,
+        history: list[Any] | None = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the answer's text as it is produced, then the finished `Answer`."""
+        t0 = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        self._require_index()
+        self._refresh_if_republished()
+        query = self.condense(question, history)
+        query_vector = self.embedder.encode([query])[0]
+        passages = self.retriever.retrieve(query, k=k, filters=filters, query_vector=query_vector)
+        t1 = time.perf_counter()
+        if self.llm_answerer is not None:
+            answer = None
+            for event in self.llm_answerer.stream(question, query, query_vector, passages, history):
+                if isinstance(event, Answer):
+                    answer = event
+                else:
+                    yield event
+        else:
+            answer = self.extractive.answer(question, query, query_vector, passages)
+            for i, sentence in enumerate(answer.sentences):
+                yield (" " if i else "") + f"{sentence.text} [{sentence.markers[0]}]"
+            if answer.refused:
+                yield answer.text
+        t2 = time.perf_counter()
+        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+        yield _with_timings(answer, timings)
+
+    # ---- what is indexed -------------------------------------------------------------
+    def sources(self) -> list[DocumentSummary]:
+        """The indexed reports with their case studies and chunk counts."""
+        self._require_index()
+        assert self._snapshot is not None
+        out: dict[str, DocumentSummary] = {}
+        for chunk in self._snapshot.chunks:
+            summary = out.get(chunk.source)
+            if summary is None:
+                summary = DocumentSummary(
+                    source=chunk.source,
+                    title=chunk.title,
+                    publisher=str(chunk.meta.get("publisher", "")),
+                    year=int(chunk.meta.get("year", 0) or 0),
+                    chunks=0,
+                    case_studies={},
+                )
+            cases = dict(summary.case_studies)
+            if chunk.case_study:
+                cases[chunk.case_study] = cases.get(chunk.case_study, 0) + 1
+            out[chunk.source] = DocumentSummary(
+                summary.source, summary.title, summary.publisher, summary.year, summary.chunks + 1, cases
+            )
+        return sorted(out.values(), key=lambda d: (-d.year, d.title))
+
+    def case_study_names(self) -> list[str]:
+        """Every case study named in the index."""
+        return sorted({name for doc in self.sources() for name in doc.case_studies})
+
+
+def _with_timings(answer: Answer, timings: dict[str, float]) -> Answer:
+    from dataclasses import replace
+
+    return replace(answer, timings_ms=timings)
+
+
+def build_advisor(settings: Settings | None = None, *, load: bool = True) -> Advisor:
+    """Wire the advisor's stages from settings (the one place that does so)."""
+    force_offline()
+    settings = settings or Settings()
+    embedder = LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
+    store = ChromaStore(settings)
+    advisor = Advisor(settings, embedder, store)
+    if load:
+        try:
+            advisor.load()
+        except IndexMissingError:
+            log.warning("the published index is damaged; it will be rebuilt on first use")
+    return advisor

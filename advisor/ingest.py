@@ -1,0 +1,232 @@
+"""Ingest stage: files -> SourceDoc -> Chunk -> vectors -> a new published index generation.
+
+Incremental: a document whose bytes (and the pipeline that chunks them) are unchanged is
+copied from the published generation, a changed one is re-chunked, a removed one is left
+out. A file that cannot be read is skipped with its reason; if an earlier version of it was
+indexed, that version is kept rather than lost. Nothing is published until the whole new
+generation is written, so an interrupted ingest leaves the previous index serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from advisor.chunking import PIPELINE_VERSION, Chunker
+from advisor.config import Settings
+from advisor.corpus import Manifest, discover_files
+from advisor.embedding import LocalEmbeddings
+from advisor.errors import AdvisorError, IngestError
+from advisor.loaders import load_document
+from advisor.sentences import sentence_spans
+from advisor.store import ChromaStore, DocRecord, IndexState
+from advisor.types import Chunk
+
+log = logging.getLogger(__name__)
+
+# (stage description, done, total)
+Progress = Callable[[str, int, int], None]
+
+EMBED_FORMAT = "2"  # bump when what is embedded for a chunk changes
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the dense index embeds: the chunk with its case study and section as context."""
+    context = " - ".join(p for p in (chunk.case_study, chunk.section) if p)
+    return f"{context}: {chunk.text}" if context else chunk.text
+
+
+def chunk_sentences(chunk: Chunk) -> list[tuple[str, str, int, int]]:
+    """(chunk id, sentence text, start, end) for every sentence of a chunk, verbatim."""
+    return [(chunk.id, chunk.text[s:e], s, e) for s, e in sentence_spans(chunk.text)]
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, for the CLI summary and the tests."""
+
+    documents: int = 0
+    chunks: int = 0
+    sentences: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    kept_previous: list[str] = field(default_factory=list)  # unreadable now, old version kept
+    published: bool = False
+    generation: str = ""
+    seconds: float = 0.0
+    embedded_chunks: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+class Ingestor:
+    """Builds or refreshes the index from corpus files."""
+
+    def __init__(self, settings: Settings, embedder: LocalEmbeddings, store: ChromaStore) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.chunker = Chunker(settings.chunk_words, settings.chunk_overlap_words)
+
+    def signature(self) -> str:
+        """Changes whenever the same files would give a different index."""
+        parts = [
+            PIPELINE_VERSION,
+            EMBED_FORMAT,
+            Path(self.settings.model_path()).name,
+            str(self.settings.chunk_words),
+            str(self.settings.chunk_overlap_words),
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def run(
+        self,
+        paths: list[Path] | None = None,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Bring the index in line with the files under `paths` (default: the corpus folder)."""
+        started = time.perf_counter()
+        report = IngestReport()
+        progress = progress or (lambda *_: None)
+        roots = [Path(p).resolve() for p in (paths or [self.settings.corpus_dir])]
+        for root in roots:
+            if not root.exists():
+                raise IngestError(f"No such file or folder: {root}")
+        manifest = Manifest.load(self.settings.corpus_dir)
+        files = discover_files(roots)
+        state = self.store.state()
+        signature = self.signature()
+        full = rebuild or state is None or state.signature != signature
+        old_docs: dict[str, DocRecord] = {} if state is None else dict(state.docs)
+
+        docs: dict[str, DocRecord] = {}
+        keep: list[str] = []  # sources copied from the published generation
+        fresh: list[Chunk] = []
+        seen: set[str] = set()
+        progress("Reading reports", 0, len(files))
+        for n, path in enumerate(files, start=1):
+            source = path.name
+            if source in seen:
+                report.skipped.append((str(path), f"another file named {source} was ingested"))
+                continue
+            seen.add(source)
+            try:
+                raw_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                report.skipped.append((str(path), f"cannot be read: {exc.strerror or exc}"))
+                self._keep_previous(source, old_docs, full, docs, keep, report)
+                continue
+            old = old_docs.get(source)
+            if not full and old is not None and old.content_hash == raw_hash:
+                docs[source] = old
+                keep.append(source)
+                report.unchanged.append(source)
+                progress("Reading reports", n, len(files))
+                continue
+            try:
+                doc = load_document(path, manifest.info_for(path))
+                chunks = self.chunker.chunk(doc, manifest.case_studies_for(source))
+                if not chunks:
+                    raise AdvisorError("no text to index after cleaning")
+            except AdvisorError as exc:
+                report.skipped.append((str(path), str(exc)))
+                self._keep_previous(source, old_docs, full, docs, keep, report)
+                continue
+            fresh.extend(chunks)
+            docs[source] = DocRecord(
+                source=source,
+                content_hash=raw_hash,
+                path=str(path),
+                title=doc.info.title,
+                chunks=len(chunks),
+            )
+            (report.updated if old is not None else report.added).append(source)
+            progress("Reading reports", n, len(files))
+
+        for source, old in old_docs.items():
+            if source in docs:
+                continue
+            under_roots = any(_is_under(Path(old.path), root) for root in roots)
+            if rebuild or under_roots:
+                report.removed.append(source)
+            elif not full:  # ingested from elsewhere, not part of this run: keep it
+                docs[source] = old
+                keep.append(source)
+
+        report.documents = len(docs)
+        report.chunks = sum(d.chunks for d in docs.values())
+        if not full and not report.changed:
+            report.seconds = time.perf_counter() - started
+            report.generation = state.generation if state else ""
+            return report
+        if not docs:
+            raise IngestError(
+                "Nothing to index: no readable report was found"
+                + (f" (skipped: {len(report.skipped)})" if report.skipped else "")
+            )
+
+        writer = self.store.new_generation()
+        try:
+            if state is not None and keep:
+                writer.copy_documents(state, keep)
+            report.sentences = self._embed_and_add(writer, fresh, progress)
+            report.embedded_chunks = len(fresh)
+            self.store.publish(writer.generation, signature, docs)
+        except BaseException:
+            writer.abandon()
+            raise
+        report.published = True
+        report.generation = writer.generation
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _keep_previous(self, source, old_docs, full, docs, keep, report) -> None:
+        old = old_docs.get(source)
+        if old is not None and not full:
+            docs[source] = old
+            keep.append(source)
+            report.kept_previous.append(source)
+
+    def _embed_and_add(self, writer, chunks: list[Chunk], progress: Progress) -> int:
+        batch = max(1, self.settings.embedding_batch_size) * 4
+        total = len(chunks)
+        n_sentences = 0
+        progress("Embedding passages", 0, total)
+        for start in range(0, total, batch):
+            part = chunks[start : start + batch]
+            sentences = [s for c in part for s in chunk_sentences(c)]
+            chunk_vectors = self.embedder.encode([embedding_text(c) for c in part])
+            sentence_vectors = (
+                self.embedder.encode([s[1] for s in sentences])
+                if sentences
+                else np.zeros((0, self.embedder.dimension), dtype=np.float32)
+            )
+            writer.add_chunks(part, chunk_vectors, sentences, sentence_vectors)
+            n_sentences += len(sentences)
+            progress("Embedding passages", min(start + batch, total), total)
+        return n_sentences
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def needs_ingest(state: IndexState | None) -> bool:
+    """True when no index has been published yet."""
+    return state is None

@@ -1,0 +1,177 @@
+"""Retrieval stage: query -> ranked `Passage`s, hybrid dense + BM25, fused and diversified.
+
+Dense candidates come from Chroma, lexical ones from BM25 over the same chunks (plus their
+section and case-study names); reciprocal rank fusion merges the two lists, then a cap per
+report keeps one long report from crowding out the others. `LangChainRetriever` exposes the
+same thing as LangChain's `BaseRetriever` for the LLM chain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+from rank_bm25 import BM25Okapi
+
+from advisor.embedding import LocalEmbeddings
+from advisor.store import ChromaStore, IndexState
+from advisor.types import Chunk, Filters, Passage
+
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves""".split()
+)
+_TOKEN = re.compile(r"[a-z0-9]+(?:[+'][a-z0-9]+)*\+?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased content words with a light plural strip, for BM25 and lexical overlap."""
+    tokens = []
+    for tok in _TOKEN.findall(text.lower().replace("’", "'")):
+        if tok in _STOPWORDS or len(tok) < 2:
+            continue
+        if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
+            tok = tok[:-1]
+        tokens.append(tok)
+    return tokens
+
+
+def lexical_text(chunk: Chunk) -> str:
+    """What BM25 sees of a chunk: its case study and section names, then its text."""
+    return f"{chunk.case_study} {chunk.section} {chunk.text}"
+
+
+@dataclass
+class IndexSnapshot:
+    """An in-memory view of one published generation: chunks by id and a BM25 index."""
+
+    state: IndexState
+    chunks: list[Chunk]
+    bm25: BM25Okapi | None
+
+    @classmethod
+    def build(cls, state: IndexState, chunks: list[Chunk]) -> "IndexSnapshot":
+        corpus = [tokenize(lexical_text(c)) for c in chunks]
+        bm25 = BM25Okapi(corpus) if chunks else None
+        return cls(state=state, chunks=chunks, bm25=bm25)
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.chunks}
+        self.position = {c.id: i for i, c in enumerate(self.chunks)}
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval fused by reciprocal rank, with a per-report cap."""
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        embedder: LocalEmbeddings,
+        snapshot: IndexSnapshot,
+        k: int = 5,
+        candidates: int = 40,
+        rrf_k: int = 60,
+        max_per_document: int = 3,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.snapshot = snapshot
+        self.k = k
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.max_per_document = max_per_document
+
+    def retrieve(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Passage]:
+        """The k best passages for a query, best first."""
+        k = k or self.k
+        snap = self.snapshot
+        if not snap.chunks:
+            return []
+        if query_vector is None:
+            query_vector = self.embedder.encode([query])[0]
+        dense = self.store.query(snap.state, query_vector, self.candidates, filters)
+        lexical = self._bm25(query, filters)
+
+        fused: dict[str, float] = {}
+        for ranking in ([cid for cid, _ in dense], lexical):
+            for rank, cid in enumerate(ranking):
+                if cid in snap.by_id:
+                    fused[cid] = fused.get(cid, 0.0) + 1.0 / (self.rrf_k + rank + 1)
+        ordered = sorted(fused.items(), key=lambda kv: (-kv[1], snap.position[kv[0]]))
+
+        per_doc: dict[str, int] = {}
+        chosen: list[tuple[str, float]] = []
+        overflow: list[tuple[str, float]] = []
+        for cid, score in ordered:
+            source = snap.by_id[cid].source
+            if per_doc.get(source, 0) < self.max_per_document:
+                per_doc[source] = per_doc.get(source, 0) + 1
+                chosen.append((cid, score))
+            else:
+                overflow.append((cid, score))
+            if len(chosen) == k:
+                break
+        if len(chosen) < k:  # a filter or a small corpus: the cap must not starve the answer
+            chosen.extend(overflow[: k - len(chosen)])
+            chosen.sort(key=lambda kv: -kv[1])
+        return [
+            Passage(chunk=snap.by_id[cid], score=score, rank=rank)
+            for rank, (cid, score) in enumerate(chosen, start=1)
+        ]
+
+    def _bm25(self, query: str, filters: Filters | None) -> list[str]:
+        snap = self.snapshot
+        tokens = tokenize(query)
+        if not tokens or snap.bm25 is None:
+            return []
+        scores = snap.bm25.get_scores(tokens)
+        order = np.argsort(-scores)
+        out = []
+        for i in order:
+            if scores[i] <= 0 or len(out) >= self.candidates:
+                break
+            chunk = snap.chunks[i]
+            if filters and not filters.allows(chunk):
+                continue
+            out.append(chunk.id)
+        return out
+
+
+def passage_to_document(passage: Passage) -> Document:
+    """A passage as a LangChain Document (metadata carries rank, score and chunk id)."""
+    meta = dict(passage.chunk.meta)
+    meta.update(chunk_id=passage.chunk.id, rank=passage.rank, score=passage.score)
+    return Document(page_content=passage.chunk.text, metadata=meta, id=passage.chunk.id)
+
+
+class LangChainRetriever(BaseRetriever):
+    """The advisor's hybrid retriever behind LangChain's `BaseRetriever` interface."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    retriever: HybridRetriever
+    k: int | None = None
+    filters: Filters | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        passages = self.retriever.retrieve(query, k=self.k, filters=self.filters)
+        return [passage_to_document(p) for p in passages]

@@ -1,0 +1,309 @@
+"""Store stage: chunks and their sentences, with embeddings, in Chroma (embedded or server).
+
+An index is a *generation*: a pair of collections (`<name>_g<stamp>_chunks` and
+`..._sentences`). A small pointer collection names the generation queries read. An ingest
+writes a new generation beside the current one and only then moves the pointer, so an
+interrupted or failed ingest never leaves a half-written index that queries would read.
+Chroma's own embedding function is never used: every vector comes from `LocalEmbeddings`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+from urllib.parse import urlparse
+
+import numpy as np
+
+from advisor.config import Settings, force_offline
+from advisor.errors import ConfigError, IndexMissingError
+from advisor.types import Chunk, Filters
+
+log = logging.getLogger(__name__)
+
+_BATCH = 1000
+
+
+def make_client(settings: Settings):
+    """A Chroma client: HttpClient in server mode, PersistentClient otherwise; telemetry off."""
+    force_offline()
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.server_mode:
+        if settings.chroma_url:
+            url = urlparse(settings.chroma_url)
+            if not url.hostname:
+                raise ConfigError(f"ADVISOR_CHROMA_URL is not a URL: {settings.chroma_url!r}")
+            host, port, ssl = url.hostname, url.port or (443 if url.scheme == "https" else 8000), url.scheme == "https"
+        else:
+            host, port, ssl = settings.chroma_host, settings.chroma_port or 8000, False
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+
+
+@dataclass(frozen=True)
+class DocRecord:
+    """What the index remembers of one ingested document."""
+
+    source: str
+    content_hash: str
+    path: str
+    title: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """The generation queries read, and what it holds."""
+
+    generation: str
+    signature: str
+    docs: dict[str, DocRecord] = field(default_factory=dict)
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class SentenceIndex:
+    """Every sentence of every chunk with its unit vector, for the extractive answerer."""
+
+    chunk_ids: list[str]
+    texts: list[str]
+    starts: np.ndarray  # char offset of the sentence inside its chunk text
+    vectors: np.ndarray  # (n, dim) float32, unit length
+    by_chunk: dict[str, np.ndarray]  # chunk id -> row indices
+
+
+def _chunk_meta(chunk: Chunk) -> dict[str, Any]:
+    return {k: v for k, v in chunk.meta.items() if isinstance(v, (str, int, float, bool))}
+
+
+def _where(filters: Filters | None) -> dict | None:
+    if not filters:
+        return None
+    clauses = []
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    if filters.case_studies:
+        clauses.append({"case_study": {"$in": list(filters.case_studies)}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class ChromaStore:
+    """Reads and writes index generations in one Chroma database."""
+
+    def __init__(self, settings: Settings, client=None) -> None:
+        self.name = settings.collection
+        self.client = client if client is not None else make_client(settings)
+        self._pointer_name = f"{self.name}__pointer"
+
+    # ---- reading -------------------------------------------------------------------
+    def state(self) -> IndexState | None:
+        """The published generation, or None when nothing has been built."""
+        try:
+            pointer = self.client.get_collection(self._pointer_name)
+        except Exception:  # chroma raises NotFoundError / ValueError by version
+            return None
+        meta = pointer.metadata or {}
+        generation = meta.get("generation")
+        if not generation:
+            return None
+        docs = {k: DocRecord(**v) for k, v in json.loads(meta.get("docs", "{}")).items()}
+        return IndexState(
+            generation=generation,
+            signature=str(meta.get("signature", "")),
+            docs=docs,
+            created=float(meta.get("created", 0.0)),
+        )
+
+    def _collections(self, generation: str):
+        try:
+            return (
+                self.client.get_collection(f"{generation}_chunks"),
+                self.client.get_collection(f"{generation}_sentences"),
+            )
+        except Exception as exc:
+            raise IndexMissingError(
+                f"The index generation {generation!r} is missing or damaged; "
+                "run `advisor ingest --rebuild`."
+            ) from exc
+
+    def load_chunks(self, state: IndexState) -> list[Chunk]:
+        """Every chunk of a generation, in document order."""
+        chunks_col, _ = self._collections(state.generation)
+        got = self._get_all(chunks_col, include=["documents", "metadatas"])
+        chunks = [
+            Chunk(id=i, doc_id=str(m.get("source", "")), text=d, meta=dict(m))
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+        ]
+        chunks.sort(key=lambda c: (c.source, int(c.meta.get("chunk_index", 0))))
+        return chunks
+
+    def load_sentences(self, state: IndexState) -> SentenceIndex:
+        """Every sentence of a generation with its vector."""
+        _, sent_col = self._collections(state.generation)
+        got = self._get_all(sent_col, include=["documents", "metadatas", "embeddings"])
+        chunk_ids = [str(m["chunk_id"]) for m in got["metadatas"]]
+        starts = np.array([int(m.get("start", 0)) for m in got["metadatas"]], dtype=np.int64)
+        vectors = np.asarray(got["embeddings"], dtype=np.float32)
+        if vectors.size == 0:
+            vectors = vectors.reshape(0, 0)
+        by_chunk: dict[str, list[int]] = {}
+        for row, cid in enumerate(chunk_ids):
+            by_chunk.setdefault(cid, []).append(row)
+        return SentenceIndex(
+            chunk_ids=chunk_ids,
+            texts=list(got["documents"]),
+            starts=starts,
+            vectors=vectors,
+            by_chunk={k: np.array(v, dtype=np.int64) for k, v in by_chunk.items()},
+        )
+
+    def query(
+        self, state: IndexState, vector: np.ndarray, n: int, filters: Filters | None = None
+    ) -> list[tuple[str, float]]:
+        """Nearest chunks to a query vector: (chunk id, cosine similarity), best first."""
+        chunks_col, _ = self._collections(state.generation)
+        n = max(1, min(n, chunks_col.count()))
+        result = chunks_col.query(
+            query_embeddings=[vector.tolist()], n_results=n, where=_where(filters), include=["distances"]
+        )
+        ids = result["ids"][0]
+        distances = result["distances"][0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
+
+    @staticmethod
+    def _get_all(collection, include: list[str], where: dict | None = None) -> dict[str, list]:
+        out: dict[str, list] = {"ids": [], **{k: [] for k in include}}
+        offset = 0
+        while True:
+            got = collection.get(include=include, where=where, limit=_BATCH, offset=offset)
+            if not got["ids"]:
+                break
+            out["ids"].extend(got["ids"])
+            for key in include:
+                values = got[key]
+                out[key].extend(list(values) if values is not None else [])
+            offset += len(got["ids"])
+            if len(got["ids"]) < _BATCH:
+                break
+        return out
+
+    # ---- writing -------------------------------------------------------------------
+    def new_generation(self) -> "GenerationWriter":
+        """Start writing a generation beside the published one."""
+        generation = f"{self.name}_g{int(time.time() * 1000)}"
+        return GenerationWriter(self, generation)
+
+    def publish(self, generation: str, signature: str, docs: dict[str, DocRecord]) -> None:
+        """Point queries at a finished generation, then drop all but it and its predecessor."""
+        previous = self.state()
+        meta = {
+            "generation": generation,
+            "signature": signature,
+            "docs": json.dumps({k: vars(v) for k, v in docs.items()}),
+            "created": time.time(),
+        }
+        try:
+            pointer = self.client.get_collection(self._pointer_name)
+            pointer.modify(metadata=meta)
+        except Exception:
+            self.client.create_collection(self._pointer_name, metadata=meta, embedding_function=None)
+        keep = {generation, previous.generation if previous else ""}
+        self.drop_generations(keep=keep)
+
+    def drop_generations(self, keep: Iterable[str]) -> list[str]:
+        """Delete generations not in `keep` (leftovers of interrupted ingests, old ones)."""
+        keep = set(keep)
+        dropped = []
+        prefix = f"{self.name}_g"
+        for name in self._collection_names():
+            if not name.startswith(prefix):
+                continue
+            generation = name.rsplit("_", 1)[0]
+            if generation not in keep:
+                self.client.delete_collection(name)
+                dropped.append(name)
+        return dropped
+
+    def _collection_names(self) -> list[str]:
+        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+
+
+class GenerationWriter:
+    """Fills one unpublished generation: copies kept documents, adds new chunks and sentences."""
+
+    def __init__(self, store: ChromaStore, generation: str) -> None:
+        self.store = store
+        self.generation = generation
+        client = store.client
+        space = {"hnsw:space": "cosine"}
+        self.chunks = client.create_collection(
+            f"{generation}_chunks", metadata=space, embedding_function=None
+        )
+        self.sentences = client.create_collection(
+            f"{generation}_sentences", metadata=space, embedding_function=None
+        )
+
+    def copy_documents(self, state: IndexState, sources: list[str]) -> None:
+        """Copy the chunks and sentences of unchanged documents from a published generation."""
+        if not sources:
+            return
+        old_chunks, old_sentences = self.store._collections(state.generation)
+        where = {"source": {"$in": sources}}
+        include = ["documents", "metadatas", "embeddings"]
+        for old, new in ((old_chunks, self.chunks), (old_sentences, self.sentences)):
+            got = ChromaStore._get_all(old, include=include, where=where)
+            self._add(new, got["ids"], got["documents"], got["metadatas"], got["embeddings"])
+
+    def add_chunks(
+        self,
+        chunks: list[Chunk],
+        chunk_vectors: np.ndarray,
+        sentences: list[tuple[str, str, int, int]],
+        sentence_vectors: np.ndarray,
+    ) -> None:
+        """Add chunks and their sentences (chunk id, text, start, end) with their vectors."""
+        self._add(
+            self.chunks,
+            [c.id for c in chunks],
+            [c.text for c in chunks],
+            [_chunk_meta(c) for c in chunks],
+            chunk_vectors,
+        )
+        source_of = {c.id: c.source for c in chunks}
+        self._add(
+            self.sentences,
+            [f"{cid}:{start}" for cid, _, start, _ in sentences],
+            [text for _, text, _, _ in sentences],
+            [
+                {"chunk_id": cid, "source": source_of[cid], "start": start, "end": end}
+                for cid, _, start, end in sentences
+            ],
+            sentence_vectors,
+        )
+
+    def abandon(self) -> None:
+        """Delete this unpublished generation."""
+        for col in (self.chunks, self.sentences):
+            try:
+                self.store.client.delete_collection(col.name)
+            except Exception:  # already gone; nothing reads it anyway
+                log.debug("could not delete %s", col.name)
+
+    @staticmethod
+    def _add(collection, ids, documents, metadatas, embeddings) -> None:
+        embeddings = np.asarray(embeddings, dtype=np.float32) if len(ids) else embeddings
+        for start in range(0, len(ids), _BATCH):
+            end = start + _BATCH
+            collection.add(
+                ids=list(ids[start:end]),
+                documents=list(documents[start:end]),
+                metadatas=list(metadatas[start:end]),
+                embeddings=embeddings[start:end],
+            )

@@ -1,0 +1,186 @@
+"""The typed data that crosses the advisor's stages.
+
+corpus/ --load--> SourceDoc --clean/chunk--> Chunk --embed--> store
+question --retrieve--> Passage[] --answer--> Answer(text, citations, sentences)
+
+Every front end (CLI, web page, Slack, evaluation) renders an `Answer`; none of
+them parses answer text. `Answer.to_record()` is the JSON contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["supported", "unsupported", "uncited"]
+
+
+def chunk_id_for(source: str, text: str) -> str:
+    """A stable id: the same source and text always give the same id."""
+    return hashlib.sha256(f"{source}\x00{text}".encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What the manifest says about one report."""
+
+    source: str  # corpus file name, e.g. "nuffield-2020-achieving-scale-and-spread.txt"
+    title: str
+    publisher: str = ""
+    year: int | None = None
+    date: str = ""
+    kind: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class SourceDoc:
+    """A loaded report: its raw text, split into pages where the source has them."""
+
+    info: DocumentInfo
+    text: str
+    content_hash: str
+    # (page number, char offset where that page starts in `text`); empty when unknown
+    pages: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a report small enough to embed, with everything a citation needs."""
+
+    id: str
+    doc_id: str  # the source file name
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # meta keys: source, title, publisher, year, section, section_path, case_study,
+    # char_start, char_end, page (int or ""), chunk_index, doc_hash
+
+    @property
+    def source(self) -> str:
+        return self.doc_id
+
+    @property
+    def title(self) -> str:
+        return str(self.meta.get("title", ""))
+
+    @property
+    def section(self) -> str:
+        return str(self.meta.get("section", ""))
+
+    @property
+    def case_study(self) -> str:
+        return str(self.meta.get("case_study", "") or "")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk as retrieved for one query: its rank and score live here, not on the chunk."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "chunk_id": self.chunk.id,
+            "source": self.chunk.source,
+            "title": self.chunk.title,
+            "section": self.chunk.section,
+            "case_study": self.chunk.case_study or None,
+            "page": self.chunk.meta.get("page") or None,
+            "score": round(float(self.score), 6),
+            "text": self.chunk.text,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One marker in the answer, mapped to the passage and the sentence it quotes."""
+
+    marker: int
+    passage: Passage
+    quote: str
+
+    def to_record(self) -> dict[str, Any]:
+        c = self.passage.chunk
+        return {
+            "marker": self.marker,
+            "source": c.source,
+            "title": c.title,
+            "publisher": c.meta.get("publisher", ""),
+            "year": c.meta.get("year") or None,
+            "section": c.section,
+            "case_study": c.case_study or None,
+            "page": c.meta.get("page") or None,
+            "chunk_id": c.id,
+            "quote": self.quote,
+        }
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer, the markers it carries and whether its evidence supports it."""
+
+    text: str
+    markers: tuple[int, ...] = ()
+    verdict: Verdict = "supported"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"text": self.text, "markers": list(self.markers), "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the advisor says to one question, with the evidence for every sentence."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    refused: bool = False
+    query: str = ""  # the standalone query actually searched with
+    sentences: tuple[AnswerSentence, ...] = ()
+    backend: str = "extractive"
+    fallback: str | None = None  # why the extractive answer replaced an LLM's, if it did
+    notes: tuple[str, ...] = ()  # user-visible notes (e.g. "the LLM was unavailable")
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def citation(self, marker: int) -> Citation | None:
+        """The citation behind a marker, or None."""
+        return next((c for c in self.citations if c.marker == marker), None)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON contract shared by `advisor ask --json` and every later tool."""
+        return {
+            "question": self.question,
+            "query": self.query or self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "backend": self.backend,
+            "fallback": self.fallback,
+            "notes": list(self.notes),
+            "sentences": [s.to_record() for s in self.sentences],
+            "citations": [c.to_record() for c in self.citations],
+            "passages": [p.to_record() for p in self.passages],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some reports (corpus file names) and/or case studies."""
+
+    sources: tuple[str, ...] = ()
+    case_studies: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.case_studies)
+
+    def allows(self, chunk: Chunk) -> bool:
+        if self.sources and chunk.source not in self.sources:
+            return False
+        if self.case_studies and chunk.case_study not in self.case_studies:
+            return False
+        return True

@@ -1,0 +1,87 @@
+"""Shared fixtures: offline switches, fresh state per test, and one real index per session.
+
+Building the real index (real corpus, real embedding model, real Chroma) takes a while on
+two cores, so it is built once per session into a temporary folder and shared read-only by
+every test that only asks questions. Tests that write to an index build their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from advisor.config import PROJECT_ROOT, Settings, force_offline
+
+force_offline()
+
+CORPUS = PROJECT_ROOT / "corpus"
+OUTPUT = PROJECT_ROOT / "test-output"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test reads the developer's .env or ADVISOR_* variables, or writes outside tmp."""
+    for key in list(os.environ):
+        if key.startswith("ADVISOR_") or key.startswith("SLACK_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)  # so a stray .env in the project is not read
+
+
+@pytest.fixture(scope="session")
+def session_data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("advisor-data")
+
+
+@pytest.fixture(scope="session")
+def built_settings(session_data_dir) -> Settings:
+    """Settings for the session's shared index over the real corpus."""
+    return Settings(corpus_dir=CORPUS, data_dir=session_data_dir, _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def built_advisor(built_settings):
+    """An `Advisor` over the real corpus with the real model and embedded Chroma (read-only)."""
+    from advisor.advisor import build_advisor
+
+    advisor = build_advisor(built_settings)
+    advisor.ensure_index()
+    assert advisor.ready
+    return advisor
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """Build Settings for a fresh data dir (and optionally a corpus copy) inside tmp_path."""
+
+    def factory(corpus: Path | None = None, **overrides) -> Settings:
+        data_dir = overrides.pop("data_dir", tmp_path / "data")
+        return Settings(corpus_dir=corpus or CORPUS, data_dir=data_dir, _env_file=None, **overrides)
+
+    return factory
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A writable copy of the real corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """A folder under test-output/ named after the test, for screenshots and reports."""
+    path = OUTPUT / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
