@@ -250,11 +250,17 @@ def _with_timings(answer: Answer, timings: dict[str, float]) -> Answer:
     return replace(answer, timings_ms=timings)
 
 
-def build_advisor(settings: Settings | None = None, *, load: bool = True) -> Advisor:
-    """Wire the advisor's stages from settings (the one place that does so)."""
+def build_advisor(
+    settings: Settings | None = None, *, load: bool = True, embedder: LocalEmbeddings | None = None
+) -> Advisor:
+    """Wire the advisor's stages from settings (the one place that does so).
+
+    An already loaded `embedder` may be passed in so several advisors in one process (tests,
+    the web page beside the Slack bot) share one model.
+    """
     force_offline()
     settings = settings or Settings()
-    embedder = LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
+    embedder = embedder or LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
     store = ChromaStore(settings)
     advisor = Advisor(settings, embedder, store)
     if load:

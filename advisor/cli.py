@@ -43,6 +43,18 @@ def progress_bar(enabled: bool = True):
     if not enabled:
         yield lambda *_: None
         return
+    if not err.is_terminal:  # logs and CI: one plain line per stage, no live bar
+        started: set[str] = set()
+
+        def plain(stage: str, done: int, total: int) -> None:
+            if stage not in started:
+                started.add(stage)
+                err.print(f"{stage}: {total} to do", highlight=False)
+            elif done >= total:
+                err.print(f"{stage}: done ({total})", highlight=False)
+
+        yield plain
+        return
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -28,12 +28,18 @@ class LocalEmbeddings(Embeddings):
                 "(set ADVISOR_EMBEDDING_MODEL_PATH to a local sentence-transformers model)"
             )
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in every CLI call
 
         self.model_path = model_path
         self.batch_size = batch_size
         self._model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
         self._lock = threading.Lock()  # torch CPU inference is not faster in parallel here
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 384)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        self.dimension = int(dimension() or 384)
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Embed texts as a float32 matrix of unit vectors."""

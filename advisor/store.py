@@ -124,8 +124,8 @@ class ChromaStore:
     def _collections(self, generation: str):
         try:
             return (
-                self.client.get_collection(f"{generation}_chunks"),
-                self.client.get_collection(f"{generation}_sentences"),
+                self.client.get_collection(f"{generation}_chunks", embedding_function=None),
+                self.client.get_collection(f"{generation}_sentences", embedding_function=None),
             )
         except Exception as exc:
             raise IndexMissingError(

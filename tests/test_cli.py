@@ -1,0 +1,103 @@
+"""The `advisor` console script, run as a user would run it (a subprocess through its entry point)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ADVISOR = str(Path(sys.executable).with_name("advisor"))
+
+
+def run(args, settings, timeout=300, input_text=None):
+    env = {**os.environ, "ADVISOR_DATA_DIR": str(settings.data_dir), "ADVISOR_CORPUS_DIR": str(settings.corpus_dir)}
+    return subprocess.run(
+        [ADVISOR, *args], env=env, capture_output=True, text=True, timeout=timeout, input=input_text
+    )
+
+
+def test_ask_json_prints_the_contract(built_advisor, built_settings):
+    out = run(["ask", "How did KardiaMobile reach patients?", "--json", "-k", "4"], built_settings)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["question"] == "How did KardiaMobile reach patients?"
+    assert not record["refused"] and record["citations"]
+    assert len(record["passages"]) == 4
+    assert record["citations"][0]["quote"] in record["answer"]
+
+
+def test_ask_with_doc_and_case_study_filters(built_advisor, built_settings):
+    out = run(["ask", "What helped it spread?", "--json", "--case-study", "Lantum"], built_settings)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert {p["case_study"] for p in record["passages"]} == {"Lantum"}
+
+
+def test_ask_plain_text_shows_sources(built_advisor, built_settings):
+    out = run(["ask", "What are the three core pillars for adopting a proven innovation?"], built_settings)
+    assert out.returncode == 0, out.stderr
+    assert "Sources" in out.stdout and "[1]" in out.stdout
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 10_000])
+def test_bad_question_exits_non_zero_with_a_message(built_settings, question):
+    out = run(["ask", question], built_settings, timeout=120)
+    assert out.returncode == 2
+    assert "Error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sources_lists_reports_and_case_studies(built_advisor, built_settings):
+    out = run(["sources", "--json"], built_settings)
+    assert out.returncode == 0, out.stderr
+    docs = {d["source"]: d for d in json.loads(out.stdout)}
+    assert len(docs) == 5
+    assert "KardiaMobile" in docs["nuffield-2020-achieving-scale-and-spread.txt"]["case_studies"]
+
+
+def test_chat_answers_a_follow_up(built_advisor, built_settings):
+    out = run(["chat"], built_settings, input_text="How did KardiaMobile reach patients?\nWhat about its evidence?\n\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("Sources") >= 2
+    assert "Searched for: How did KardiaMobile reach patients? What about its evidence?" in out.stdout
+
+
+def test_ask_builds_the_index_first_when_missing(make_settings, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    src = Path(__file__).resolve().parent.parent / "corpus"
+    shutil.copy(src / "nhs-confederation-2023-scaling-innovation.txt", corpus)
+    settings = make_settings(corpus=corpus)
+    out = run(["ask", "What are the three core pillars?", "--json"], settings)
+    assert out.returncode == 0, out.stderr
+    assert "No index yet" in out.stderr
+    assert json.loads(out.stdout)["citations"]
+
+
+def test_ingest_reports_skipped_files(make_settings, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    src = Path(__file__).resolve().parent.parent / "corpus"
+    shutil.copy(src / "against-the-odds-2018-news-release.txt", corpus)
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04 not supported")
+    out = run(["ingest", "--quiet"], make_settings(corpus=corpus))
+    assert out.returncode == 0, out.stderr
+    assert "1 documents" in out.stdout and "skipped" in out.stdout and "notes.docx" in out.stdout
+
+
+def test_corrupt_index_is_a_clear_message_or_rebuilt(make_settings, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    src = Path(__file__).resolve().parent.parent / "corpus"
+    shutil.copy(src / "nhs-confederation-2023-scaling-innovation.txt", corpus)
+    settings = make_settings(corpus=corpus)
+    assert run(["ingest", "-q"], settings).returncode == 0
+    db = settings.index_dir / "chroma.sqlite3"
+    db.write_bytes(b"this is not a database" * 100)
+    out = run(["ask", "What are the three core pillars?"], settings)
+    assert "Traceback" not in out.stderr
+    assert out.returncode == 0 or "index" in out.stderr.lower()
