@@ -44,7 +44,20 @@ def make_client(settings: Settings):
             host, port, ssl = settings.chroma_host, settings.chroma_port or 8000, False
         return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+    try:
+        client = chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+        client.list_collections()
+        return client
+    except Exception as exc:  # a damaged database: keep it for inspection, start a new one
+        aside = settings.index_dir.with_name(f"{settings.index_dir.name}.damaged-{int(time.time())}")
+        settings.index_dir.rename(aside)
+        log.warning("the index at %s could not be opened (%s); moved it to %s and starting afresh",
+                    settings.index_dir, exc, aside)
+        settings.index_dir.mkdir(parents=True)
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # chroma caches the broken system per path
+        return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
 
 
 @dataclass(frozen=True)
