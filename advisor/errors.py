@@ -27,3 +27,7 @@ class ConfigError(AdvisorError):
 
 class LLMUnavailableError(AdvisorError):
     """The configured LLM did not answer usably within its time and retry budget."""
+
+
+class UnreadableFileError(AdvisorError):
+    """A file could not be read as a report; the message says why."""

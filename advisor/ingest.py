@@ -137,7 +137,9 @@ class Ingestor:
                 continue
             try:
                 doc = load_document(path, manifest.info_for(path))
-                chunks = self.chunker.chunk(doc, manifest.case_studies_for(source))
+                chunks = self.chunker.chunk(
+                    doc, manifest.case_studies_for(source), manifest.running_headers_for(source)
+                )
                 if not chunks:
                     raise AdvisorError("no text to index after cleaning")
             except AdvisorError as exc:
@@ -208,8 +210,12 @@ class Ingestor:
             part = chunks[start : start + batch]
             sentences = [s for c in part for s in chunk_sentences(c)]
             chunk_vectors = self.embedder.encode([embedding_text(c) for c in part])
+            # overlapping chunks share sentences: embed each distinct sentence once
+            unique = list(dict.fromkeys(s[1] for s in sentences))
+            row_of = {text: i for i, text in enumerate(unique)}
+            unique_vectors = self.embedder.encode(unique)
             sentence_vectors = (
-                self.embedder.encode([s[1] for s in sentences])
+                unique_vectors[[row_of[s[1]] for s in sentences]]
                 if sentences
                 else np.zeros((0, self.embedder.dimension), dtype=np.float32)
             )

@@ -1,0 +1,257 @@
+"""Clean stage: raw extracted text -> `Block`s (headings, paragraphs, bullets) a reader would see.
+
+The reports are PDF and web extractions. This removes running page headers fused with page
+numbers (`7Achieving scale and spread`) and chapter-navigation lines (`1 2 3 4 5 6`), lone
+page numbers, contents pages (dot leaders, tab runs, `_____`), figure and timeline fragments,
+markdown links and "External link icon" artefacts; re-joins hard-wrapped lines into
+paragraphs (also where every line is followed by a blank line); keeps real compound hyphens
+(`Trust-wide`) and undoes typesetting hyphenation only where the report itself spells the
+joined word; and normalises bullet glyphs to "- ". Every block remembers the raw line it
+starts on, so case-study boundaries (given as raw lines) can be applied afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+BlockKind = Literal["heading", "para", "bullet"]
+
+_BULLETS = "•●▪◦‣∙·*-–"
+_BULLET_ONLY = re.compile(r"^[•●▪◦‣∙·\uf0b7\uf0a7\u2022*\-–]+$")
+_BULLET_START = re.compile(r"^(?:[•●▪◦‣∙·\uf0b7\uf0a7\u2022]|[*\-–](?=\s))\s*")
+_NAV_LINE = re.compile(r"^(?:\d{1,2}\s+){2,}\d{1,2}$")
+_PAGE_NUMBER = re.compile(r"^(?:p\.?\s*)?\d{1,3}$", re.IGNORECASE)
+_TOC_LINE = re.compile(r"(?:\.{4,}|_{3,}|…{2,})\s*\d*\s*$|\t+\s*(?:p\.\s*)?\d+\s*$|\t{2,}\s*$")
+_FUSED_HEADER = re.compile(r"^(\d{1,3})([A-Z][^\d]{5,80})$")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+_MD_HEADING = re.compile(r"^#{1,6}\s+")
+_ARTEFACTS = re.compile(r"\s*External link icon\s*", re.IGNORECASE)
+_CAPTION = re.compile(r"^(?:Figure|Graph|Chart|Source|Sources|Image|Photo)\s*\d*\s*[:.]", re.IGNORECASE)
+_TERMINAL = re.compile(r"""[.!?:;]["”’')\]]*$""")
+_CONNECTORS = {
+    "and", "or", "of", "the", "a", "an", "to", "for", "in", "on", "with", "by", "from", "as",
+    "at", "that", "which", "their", "its", "is", "are", "be", "but", "nor", "into", "this", "than",
+}
+_MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
+
+
+@dataclass(frozen=True)
+class Block:
+    """A heading, paragraph or bullet of clean text, and the raw lines it came from."""
+
+    kind: BlockKind
+    text: str
+    line: int  # first raw line (0-based)
+    end_line: int  # last raw line
+
+
+@dataclass
+class _Line:
+    text: str  # stripped
+    raw_index: int
+    trailing: bool  # the raw line ended with white space: a soft wrap in some extractions
+    gap: int = 0  # blank lines between the previous kept line and this one
+
+
+def clean_blocks(
+    text: str, running_headers: Iterable[str] = (), breaks: Iterable[int] = ()
+) -> list[Block]:
+    """The blocks of a report's text, page furniture removed and paragraphs re-joined.
+
+    `breaks` are raw line numbers where a block must start (case-study boundaries).
+    """
+    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    furniture = _furniture_matcher(raw_lines, running_headers)
+    lines = _kept_lines(raw_lines, furniture)
+    if not lines:
+        return []
+    spaced = sum(1 for ln in lines if ln.trailing) > 0.3 * len(lines)
+    lengths = sorted(len(ln.text) for ln in lines)
+    width = lengths[int(0.8 * (len(lengths) - 1))]
+    vocabulary = _vocabulary(text)
+    paragraphs = _join(lines, spaced, width, vocabulary, set(breaks))
+    blocks = [_classify(text, first, last) for text, first, last in paragraphs]
+    return _drop_fragments([b for b in blocks if b is not None])
+
+
+def clean_text(text: str, running_headers: Iterable[str] = ()) -> str:
+    """The cleaned report as plain text: blocks separated by blank lines."""
+    return "\n\n".join(b.text for b in clean_blocks(text, running_headers))
+
+
+# ---- page furniture ------------------------------------------------------------------
+def _furniture_matcher(raw_lines: list[str], running_headers: Iterable[str]):
+    patterns = [re.compile(p) for p in running_headers]
+    # A phrase fused to a number on its own line that recurs is a running header.
+    fused = Counter(
+        m.group(2).strip() for ln in raw_lines if (m := _FUSED_HEADER.match(_normalise(ln).strip()))
+    )
+    recurring = {phrase for phrase, n in fused.items() if n >= 3}
+
+    def is_furniture(line: str) -> bool:
+        if any(p.search(line) for p in patterns):
+            return True
+        m = _FUSED_HEADER.match(line)
+        if m and m.group(2).strip() in recurring:
+            return True
+        if _NAV_LINE.match(line) or _PAGE_NUMBER.match(line):
+            return True
+        return bool(_TOC_LINE.search(line)) or line.lower() in {"contents", "table of contents"}
+
+    return is_furniture
+
+
+def _normalise(line: str) -> str:
+    line = line.replace("\u00a0", " ").replace("\u200b", "").replace("\ufeff", "")
+    line = _ARTEFACTS.sub(" ", line)
+    line = _MD_LINK.sub(r"\1", line)
+    line = _MD_EMPHASIS.sub(lambda m: m.group(1) or m.group(2), line)
+    return line
+
+
+def _kept_lines(raw_lines: list[str], is_furniture) -> list[_Line]:
+    kept: list[_Line] = []
+    gap = 0
+    pending_bullet = False
+    for index, raw in enumerate(raw_lines):
+        normalised = _normalise(raw)
+        trailing = bool(normalised) and normalised != normalised.rstrip()
+        line = normalised.strip()
+        if not line:
+            gap += 1
+            continue
+        if is_furniture(line):
+            continue  # transparent: a sentence split by a page break is re-joined
+        if _BULLET_ONLY.match(line):
+            pending_bullet = True
+            continue
+        line = _MD_HEADING.sub("", line)
+        if _BULLET_START.match(line) or pending_bullet:
+            line = "- " + _BULLET_START.sub("", line)
+            pending_bullet = False
+        kept.append(_Line(re.sub(r"[ \t]+", " ", line), index, trailing, gap))
+        gap = 0
+    return kept
+
+
+# ---- paragraphs ----------------------------------------------------------------------
+def _vocabulary(text: str) -> tuple[set[str], set[str]]:
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    hyphenated = set(re.findall(r"[a-z]+-[a-z]+", text.lower()))
+    return words, hyphenated
+
+
+def _starts_lower(text: str) -> bool:
+    return bool(text) and (text[0].islower() or text[0] in "(,;–-") and not text.startswith("- ")
+
+
+def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int) -> bool:
+    if nxt.text.startswith("- "):
+        return False
+    full = len(prev.text) >= 0.55 * width
+    last_word = prev.text.rsplit(" ", 1)[-1].lower()
+    if prev.text.endswith("-") and len(prev.text) > 1 and prev.text[-2].isalpha():
+        return True
+    if spaced and prev.trailing:
+        return _starts_lower(nxt.text) or (full and not _TERMINAL.search(prev.text)) or (
+            full and nxt.gap <= 1 and not prev.text.startswith("- ") and _starts_lower(nxt.text)
+        )
+    if nxt.gap == 0:
+        if prev.text.startswith("- ") and not full and not _starts_lower(nxt.text):
+            return False
+        return full or _starts_lower(nxt.text) or last_word in _CONNECTORS or prev.text.endswith(",")
+    return _starts_lower(nxt.text) and not _TERMINAL.search(prev.text) and full
+
+
+def _merge(left: str, right: str, vocabulary) -> str:
+    if left.endswith("-") and len(left) > 1 and left[-2].isalpha():
+        head = re.search(r"([A-Za-z]+)-$", left)
+        tail = re.match(r"([A-Za-z]+)", right)
+        if head and tail:
+            words, hyphenated = vocabulary
+            joined = (head.group(1) + tail.group(1)).lower()
+            compound = f"{head.group(1)}-{tail.group(1)}".lower()
+            if joined in words and compound not in hyphenated:
+                return left[:-1] + right  # typesetting hyphenation: "organ-" + "isation"
+        return left + right  # a real compound: "Trust-" + "wide"
+    return f"{left} {right}"
+
+
+def _join(
+    lines: list[_Line], spaced: bool, width: int, vocabulary, breaks: set[int]
+) -> list[tuple[str, int, int]]:
+    paragraphs: list[tuple[str, int, int]] = []
+    text, first, last = lines[0].text, lines[0].raw_index, lines[0].raw_index
+    prev = lines[0]
+    for line in lines[1:]:
+        if line.raw_index not in breaks and _should_join(prev, line, spaced, width):
+            text = _merge(text, line.text, vocabulary)
+        else:
+            paragraphs.append((text, first, last))
+            text, first = line.text, line.raw_index
+        last = line.raw_index
+        prev = line
+    paragraphs.append((text, first, last))
+    return paragraphs
+
+
+# ---- blocks --------------------------------------------------------------------------
+def _classify(text: str, first: int, last: int) -> Block | None:
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text or not re.search(r"[A-Za-z]", text):
+        return None
+    if _CAPTION.match(text) and len(text.split()) <= 20:
+        return None  # a figure's caption or source line, without its figure
+    if text.startswith("- "):
+        return Block("bullet", text, first, last)
+    words = text.split()
+    is_question = text.endswith("?") and len(words) <= 8
+    if (
+        len(words) <= 14
+        and len(text) <= 110
+        and (not _TERMINAL.search(text) or is_question)
+        and (text[0].isupper() or text[0].isdigit() or text[0] in "‘“'\"")
+        and words[-1].lower() not in _CONNECTORS
+    ):
+        return Block("heading", text, first, last)
+    return Block("para", text, first, last)
+
+
+def _is_fragment(block: Block) -> bool:
+    """A piece of a figure or timeline: a short line that is no sentence."""
+    words = block.text.split()
+    if block.kind == "para" or len(words) >= 6:
+        return False
+    letters = sum(ch.isalpha() for ch in block.text)
+    if letters < 0.6 * len(block.text.replace(" ", "")):
+        return True  # mostly digits and symbols: "2.5% Early", "34%", "2012 &"
+    return all(w.strip(".,").lower() in _MONTHS or w.strip(".,%").isdigit() for w in words)
+
+
+def _drop_fragments(blocks: list[Block]) -> list[Block]:
+    blocks = [b for b in blocks if not _is_fragment(b)]
+    out: list[Block] = []
+    run: list[Block] = []
+
+    def flush(next_block: Block | None) -> None:
+        # Three or more headings in a row are the labels of a figure; keep only the last,
+        # which heads the text that follows it.
+        if len(run) >= 3:
+            if next_block is not None and next_block.kind != "heading":
+                out.append(run[-1])
+        else:
+            out.extend(run)
+        run.clear()
+
+    for block in blocks:
+        if block.kind == "heading":
+            run.append(block)
+            continue
+        flush(block)
+        out.append(block)
+    flush(None)
+    return out
