@@ -72,7 +72,7 @@ def test_ask_builds_the_index_first_when_missing(make_settings, tmp_path):
     src = Path(__file__).resolve().parent.parent / "corpus"
     shutil.copy(src / "nhs-confederation-2023-scaling-innovation.txt", corpus)
     settings = make_settings(corpus=corpus)
-    out = run(["ask", "What are the three core pillars?", "--json"], settings)
+    out = run(["ask", "What are the three core pillars for adopting a proven innovation?", "--json"], settings)
     assert out.returncode == 0, out.stderr
     assert "No index yet" in out.stderr
     assert json.loads(out.stdout)["citations"]
