@@ -32,6 +32,9 @@ _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _ARTEFACTS = re.compile(r"\s*External link icon\s*", re.IGNORECASE)
 _CAPTION = re.compile(r"^(?:Figure|Graph|Chart|Source|Sources|Image|Photo)\s*\d*\s*[:.]", re.IGNORECASE)
 _TERMINAL = re.compile(r"""[.!?:;]["”’')\]]*$""")
+# Footnote references fused to the end of a sentence: "therapy.130 The", "arrhythmias.” 132"
+_FOOTNOTE_REF = re.compile(r"(?<=[A-Za-z)])([.!?,;:][\"”’')\]]?)\d{1,3}(?=\s|$)")
+_TRAILING_FOOTNOTE = re.compile(r"(?<=[A-Za-z)])([.!?][\"”’')\]]?)\s+\d{1,3}$")
 _CONNECTORS = {
     "and", "or", "of", "the", "a", "an", "to", "for", "in", "on", "with", "by", "from", "as",
     "at", "that", "which", "their", "its", "is", "are", "be", "but", "nor", "into", "this", "than",
@@ -118,9 +121,9 @@ def _kept_lines(raw_lines: list[str], is_furniture) -> list[_Line]:
     gap = 0
     pending_bullet = False
     for index, raw in enumerate(raw_lines):
-        normalised = _normalise(raw)
-        trailing = bool(normalised) and normalised != normalised.rstrip()
-        line = normalised.strip()
+        spaced_raw = raw.replace("\u00a0", " ")
+        trailing = bool(spaced_raw.strip()) and spaced_raw != spaced_raw.rstrip()
+        line = _normalise(raw).strip()
         if not line:
             gap += 1
             continue
@@ -202,8 +205,11 @@ def _join(
 # ---- blocks --------------------------------------------------------------------------
 def _classify(text: str, first: int, last: int) -> Block | None:
     text = re.sub(r"\s+", " ", text).strip()
+    text = _TRAILING_FOOTNOTE.sub(r"\1", _FOOTNOTE_REF.sub(r"\1", text))
     if not text or not re.search(r"[A-Za-z]", text):
         return None
+    if re.fullmatch(r"\d{1,3}\s+(?:https?://|www\.)\S+(?:\s+\S+)?", text):
+        return None  # a footnote that is only a web address
     if _CAPTION.match(text) and len(text.split()) <= 20:
         return None  # a figure's caption or source line, without its figure
     if text.startswith("- "):

@@ -1,0 +1,97 @@
+"""Loading each supported kind of file, and refusing the rest with a reason."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfWriter
+
+from advisor.errors import UnreadableFileError
+from advisor.loaders import load_document
+from advisor.types import DocumentInfo
+
+
+def _info(path):
+    return DocumentInfo(source=path.name, title=path.stem)
+
+
+def _text_pdf(text: str) -> bytes:
+    """A one-page PDF whose page shows `text` (Helvetica), written by hand."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def test_text_and_markdown(tmp_path):
+    md = tmp_path / "notes.md"
+    md.write_text("# Spread\n\nChampions help innovations spread.\n", encoding="utf-8")
+    doc = load_document(md, _info(md))
+    assert "Champions help innovations spread." in doc.text
+    assert len(doc.content_hash) == 64
+
+
+def test_html_drops_scripts_and_navigation(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><style>p{}</style><script>alert('x')</script></head><body><nav>Home</nav>"
+        "<h1>Scaling</h1><p>Adopters want <b>local</b> evidence.</p><ul><li>Champions</li></ul></body></html>",
+        encoding="utf-8",
+    )
+    doc = load_document(page, _info(page))
+    assert doc.text == "Scaling\n\nAdopters want local evidence.\n\n- Champions"
+
+
+def test_pdf_text_and_pages(tmp_path):
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(_text_pdf("Evidence helps innovations spread."))
+    doc = load_document(pdf, _info(pdf))
+    assert "Evidence helps innovations spread." in doc.text
+    assert doc.pages == ((1, 0),)
+
+
+def test_encrypted_pdf_is_refused(tmp_path):
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    writer.encrypt(user_password="secret", owner_password="owner")
+    pdf = tmp_path / "locked.pdf"
+    with pdf.open("wb") as f:
+        writer.write(f)
+    with pytest.raises(UnreadableFileError, match="encrypted"):
+        load_document(pdf, _info(pdf))
+
+
+@pytest.mark.parametrize(
+    "name,content,reason",
+    [
+        ("broken.pdf", b"%PDF-1.4\nnot really a pdf at all", "not a readable PDF"),
+        ("empty.txt", b"  \n\n", "empty"),
+        ("latin1.txt", "Café de l'innovation".encode("latin-1") * 10, "not UTF-8"),
+        ("image.txt", bytes(range(256)) * 4, "binary|UTF-8"),
+        ("slides.pptx", b"PK\x03\x04", "unsupported file type"),
+        ("README", b"hello", "unsupported file type"),
+    ],
+)
+def test_unreadable_files_say_why(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFileError, match=reason):
+        load_document(path, _info(path))
