@@ -116,7 +116,11 @@ class Advisor:
                 self.store, self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document
             )
             self._extractive = ExtractiveAnswerer(
-                sentences, max_sentences=s.answer_sentences, refusal_threshold=s.refusal_threshold
+                sentences,
+                max_sentences=s.answer_sentences,
+                refusal_threshold=s.refusal_threshold,
+                unknown_terms_threshold=s.unknown_terms_threshold,
+                vocabulary=snapshot.vocabulary,
             )
             self._checked = time.monotonic()
         return True

@@ -22,8 +22,10 @@ REFUSAL_TEXT = (
     "The reports in the advisor's library do not cover this question closely enough to "
     "answer it with evidence. The closest passages are listed below, in case they help."
 )
+UNKNOWN_TERMS_TEXT = " The reports never mention: {terms}."
 NO_INDEX_TEXT = "The library is empty: no report has been ingested yet."
 
+QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
 _END_PUNCT = re.compile(r"""[.!?…]["”’')\]]*$""")
 
 
@@ -44,11 +46,18 @@ class ExtractiveAnswerer:
         self,
         sentences: SentenceIndex,
         max_sentences: int = 4,
-        refusal_threshold: float = 0.42,
+        refusal_threshold: float = 0.45,
+        unknown_terms_threshold: float = 0.62,
+        vocabulary: frozenset[str] = frozenset(),
         spread: float = 0.12,
         redundancy: float = 0.82,
     ) -> None:
         self.sentences = sentences
+        # A question naming two or more things the reports never mention ("COVID vaccine",
+        # "Silicon Valley") needs much closer evidence before it is answered: calibrated on
+        # in-scope and plausible out-of-scope questions (see the README).
+        self.unknown_terms_threshold = unknown_terms_threshold
+        self.vocabulary = vocabulary
         self.max_sentences = max_sentences
         self.refusal_threshold = refusal_threshold
         self.spread = spread  # keep sentences within this much of the best one
@@ -60,11 +69,16 @@ class ExtractiveAnswerer:
         """The cited extractive answer, or a refusal listing the closest passages."""
         candidates = self._score(query, query_vector, passages)
         best = max((c.similarity for c in candidates), default=0.0)
-        if not candidates or best < self.refusal_threshold:
+        unknown = self.unknown_terms(query)
+        threshold = self.unknown_terms_threshold if len(unknown) >= 2 else self.refusal_threshold
+        if not candidates or best < threshold:
+            text = REFUSAL_TEXT if passages else NO_INDEX_TEXT
+            if unknown and passages:
+                text += UNKNOWN_TERMS_TEXT.format(terms=", ".join(unknown))
             return Answer(
                 question=question,
                 query=query,
-                text=REFUSAL_TEXT if passages else NO_INDEX_TEXT,
+                text=text,
                 citations=(),
                 passages=tuple(passages),
                 refused=True,
@@ -86,6 +100,12 @@ class ExtractiveAnswerer:
             sentences=tuple(sentences),
         )
 
+    def unknown_terms(self, query: str) -> list[str]:
+        """The query's content words that no indexed report contains."""
+        if not self.vocabulary:
+            return []
+        return list(dict.fromkeys(t for t in tokenize(query) if t not in self.vocabulary))
+
     def _score(
         self, query: str, query_vector: np.ndarray, passages: list[Passage]
     ) -> list[ScoredSentence]:
@@ -101,7 +121,7 @@ class ExtractiveAnswerer:
             for row, sim in zip(rows.tolist(), sims.tolist()):
                 text = index.texts[row]
                 words = text.split()
-                if len(words) < 6 or len(words) > 90:
+                if not QUOTABLE_WORDS[0] <= len(words) <= QUOTABLE_WORDS[1]:
                     continue
                 overlap = (
                     len(query_terms & set(tokenize(text))) / len(query_terms) if query_terms else 0.0

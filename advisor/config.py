@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     max_per_document: int = Field(3, ge=1)  # diversity: cap passages from one report
     # --- extractive answerer
     answer_sentences: int = Field(4, ge=1, le=10)
-    refusal_threshold: float = 0.42  # best sentence similarity below this -> refuse
+    refusal_threshold: float = 0.45  # best evidence sentence's similarity below this -> refuse
+    unknown_terms_threshold: float = 0.62  # ... or below this when 2+ query terms are unknown
     max_question_chars: int = Field(2000, ge=10)
 
     # --- LLM path (issue 6)

@@ -27,26 +27,39 @@ class LocalEmbeddings(Embeddings):
                 f"Embedding model folder not found: {model_path} "
                 "(set ADVISOR_EMBEDDING_MODEL_PATH to a local sentence-transformers model)"
             )
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar in every CLI call
-
         self.model_path = model_path
         self.batch_size = batch_size
-        self._model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
-        self._lock = threading.Lock()  # torch CPU inference is not faster in parallel here
-        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
-        self.dimension = int(dimension() or 384)
+        self._lock = threading.Lock()  # one encode at a time: torch already uses every core
+        self._model = None  # loaded on first use: an unchanged re-ingest never needs it
+
+    @property
+    def model(self):
+        """The sentence-transformers model, loaded from the local folder on first use."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # no "Loading weights" bar in every CLI call
+                    self._model = SentenceTransformer(
+                        self.model_path, device="cpu", local_files_only=True
+                    )
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get() or 384)
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Embed texts as a float32 matrix of unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.model
         with self._lock:
-            vectors = self._model.encode(
+            vectors = model.encode(
                 texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,

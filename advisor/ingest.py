@@ -24,6 +24,7 @@ from advisor.corpus import Manifest, discover_files
 from advisor.embedding import LocalEmbeddings
 from advisor.errors import AdvisorError, IngestError
 from advisor.loaders import load_document
+from advisor.answer import QUOTABLE_WORDS
 from advisor.sentences import sentence_spans
 from advisor.store import ChromaStore, DocRecord, IndexState
 from advisor.types import Chunk
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 # (stage description, done, total)
 Progress = Callable[[str, int, int], None]
 
-EMBED_FORMAT = "2"  # bump when what is embedded for a chunk changes
+EMBED_FORMAT = "3"  # bump when what is embedded for a chunk changes
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -43,8 +44,16 @@ def embedding_text(chunk: Chunk) -> str:
 
 
 def chunk_sentences(chunk: Chunk) -> list[tuple[str, str, int, int]]:
-    """(chunk id, sentence text, start, end) for every sentence of a chunk, verbatim."""
-    return [(chunk.id, chunk.text[s:e], s, e) for s, e in sentence_spans(chunk.text)]
+    """(chunk id, sentence, start, end) for every sentence of a chunk the answerer may quote.
+
+    Fragments (a heading, a cut bullet) and run-ons are left out: the extractive answerer
+    never quotes them, so embedding them would only slow the ingest.
+    """
+    return [
+        (chunk.id, chunk.text[s:e], s, e)
+        for s, e in sentence_spans(chunk.text)
+        if QUOTABLE_WORDS[0] <= len(chunk.text[s:e].split()) <= QUOTABLE_WORDS[1]
+    ]
 
 
 @dataclass
@@ -209,7 +218,6 @@ class Ingestor:
         for start in range(0, total, batch):
             part = chunks[start : start + batch]
             sentences = [s for c in part for s in chunk_sentences(c)]
-            chunk_vectors = self.embedder.encode([embedding_text(c) for c in part])
             # overlapping chunks share sentences: embed each distinct sentence once
             unique = list(dict.fromkeys(s[1] for s in sentences))
             row_of = {text: i for i, text in enumerate(unique)}
@@ -219,6 +227,7 @@ class Ingestor:
                 if sentences
                 else np.zeros((0, self.embedder.dimension), dtype=np.float32)
             )
+            chunk_vectors = self.embedder.encode([embedding_text(c) for c in part])
             writer.add_chunks(part, chunk_vectors, sentences, sentence_vectors)
             n_sentences += len(sentences)
             progress("Embedding passages", min(start + batch, total), total)
