@@ -1,10 +1,13 @@
-"""Start the Spread Advisor: builds the index on first run, then the conversation.
+"""Start the Spread Advisor web page on 127.0.0.1 (ADVISOR_UI_PORT, default 7860).
 
-Until the web page lands this runs the terminal chat (`advisor chat`), which builds the index
-first (with a progress bar) when none exists.
+On a fresh machine the index is built in the background on first run (progress in this
+terminal and in the page); questions asked meanwhile get a clear "still building" reply.
 """
 
-from advisor.cli import app
+import logging
+
+from advisor.ui import launch
 
 if __name__ == "__main__":
-    app(["chat"])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    launch()

@@ -160,9 +160,9 @@ def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int) -> bool:
     if prev.text.endswith("-") and len(prev.text) > 1 and prev.text[-2].isalpha():
         return True
     if spaced and prev.trailing:
-        return _starts_lower(nxt.text) or (full and not _TERMINAL.search(prev.text)) or (
-            full and nxt.gap <= 1 and not prev.text.startswith("- ") and _starts_lower(nxt.text)
-        )
+        # A wrapped line goes on in lower case or after a joining word; a capital after a
+        # full line that ends in a noun is far more often a heading's end than a wrap.
+        return _starts_lower(nxt.text) or last_word in _CONNECTORS or prev.text.endswith(",")
     if nxt.gap == 0:
         if prev.text.startswith("- ") and not full and not _starts_lower(nxt.text):
             return False
