@@ -300,8 +300,8 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                     with gr.Group():
                         comment = gr.Textbox(label="Comment on the latest answer (optional)", lines=2, elem_id="comment")
                         with gr.Row():
-                            up = gr.Button("👍 Helpful", size="sm", elem_id="feedback-up")
-                            down = gr.Button("👎 Not helpful", size="sm", elem_id="feedback-down")
+                            up = gr.Button("Helpful", size="sm", elem_id="feedback-up")
+                            down = gr.Button("Not helpful", size="sm", elem_id="feedback-down")
                         feedback_status = gr.Markdown(elem_id="feedback-status")
         with gr.Tab("Library"):
             corpus = gr.HTML(render_corpus(advisor), elem_id="library")

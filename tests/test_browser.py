@@ -1,0 +1,82 @@
+"""The web page in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from advisor.feedback import FeedbackStore
+from advisor.ui import build_ui, serve
+from tests.conftest import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page_url(built_advisor, built_settings, tmp_path_factory):
+    feedback = FeedbackStore(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'feedback.sqlite3'}")
+    port = free_port()
+    demo = build_ui(built_advisor, built_settings, feedback)
+    serve(demo, built_settings, port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_ask_open_a_citation_and_follow_up(page_url, output_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_url, wait_until="load")
+            expect(page.locator("#question textarea")).to_be_visible(timeout=60_000)
+
+            question = page.locator("#question textarea")
+            question.fill("How did innovators persuade late adopters to take up their product?")
+            page.locator("#send").click()
+
+            first = page.locator("#evidence details.cite").first
+            expect(first).to_be_visible(timeout=60_000)
+            expect(page.locator("#chat sup.cite-marker").first).to_be_visible()
+            passage = first.locator(".passage")
+            expect(passage).to_be_hidden()
+            first.locator("summary").click()  # open the citation
+            expect(passage).to_be_visible()
+            expect(passage.locator("mark")).to_have_count(1)
+            quote = first.locator(".quote").inner_text().strip("“” ")
+            assert quote and quote in passage.inner_text()
+            page.screenshot(path=str(output_dir / "answer-with-citation.png"), full_page=True)
+
+            question.fill("What about in primary care?")
+            page.locator("#send").click()
+            expect(page.locator("#searched")).to_contain_text("Searched for:", timeout=60_000)
+            expect(page.locator("#searched")).to_contain_text("persuade late adopters")
+            expect(page.locator("#chat .message-row, #chat [data-testid='bot']").last).to_be_visible()
+            page.screenshot(path=str(output_dir / "follow-up.png"), full_page=True)
+
+            page.locator("#question textarea").fill("<img src=x onerror=alert(1)> <b>bold</b>?")
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.locator("#send").click()
+            expect(page.locator("#chat")).to_contain_text("<b>bold</b>", timeout=60_000)
+            assert dialogs == []  # the markup was shown as text, never run
+        finally:
+            browser.close()
+
+    assert (output_dir / "answer-with-citation.png").stat().st_size > 10_000
+    hosts = {urlparse(u).hostname for u in requests if u.startswith("http")}
+    assert hosts <= {"127.0.0.1"}, f"the page reached outside: {hosts}"
