@@ -54,8 +54,9 @@ system-test-deps:
 test: install-test
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install-test
 	$(BIN)/python benchmarks/bench_spine.py
+	$(BIN)/python benchmarks/bench_ui.py
 
 # Re-resolve the pinned lock files (needs uv; pip's resolver backtracks for >15 min here).
 lock:
