@@ -22,6 +22,7 @@ BlockKind = Literal["heading", "para", "bullet"]
 _BULLETS = "•●▪◦‣∙·*-–"
 _BULLET_ONLY = re.compile(r"^[•●▪◦‣∙·\uf0b7\uf0a7\u2022*\-–]+$")
 _BULLET_START = re.compile(r"^(?:[•●▪◦‣∙·\uf0b7\uf0a7\u2022]|[*\-–](?=\s))\s*")
+_DASH_CLAUSE = re.compile(r"^[–-]\s+(?=[a-z])")
 _NAV_LINE = re.compile(r"^(?:\d{1,2}\s+){2,}\d{1,2}$")
 _PAGE_NUMBER = re.compile(r"^(?:p\.?\s*)?\d{1,3}$", re.IGNORECASE)
 _TOC_LINE = re.compile(r"(?:\.{4,}|_{3,}|…{2,})\s*\d*\s*$|\t+\s*(?:p\.\s*)?\d+\s*$|\t{2,}\s*$")
@@ -58,6 +59,7 @@ class _Line:
     raw_index: int
     trailing: bool  # the raw line ended with white space: a soft wrap in some extractions
     gap: int = 0  # blank lines between the previous kept line and this one
+    continues: bool = False  # certainly the same sentence as the line before
 
 
 def clean_blocks(
@@ -127,12 +129,19 @@ def _kept_lines(raw_lines: list[str], is_furniture) -> list[_Line]:
         if not line:
             gap += 1
             continue
-        if is_furniture(line):
+        if is_furniture(line) or _TOC_LINE.search(_normalise(raw).rstrip(" \n")):
             continue  # transparent: a sentence split by a page break is re-joined
         if _BULLET_ONLY.match(line):
             pending_bullet = True
             continue
         line = _MD_HEADING.sub("", line)
+        dash = _DASH_CLAUSE.match(line)
+        if dash and kept and not pending_bullet and not _TERMINAL.search(kept[-1].text):
+            # "the market / – or indeed markets – and": a dash clause wrapped onto a new
+            # line of the same sentence, not a bullet (the reports' bullets are glyphs).
+            kept.append(_Line("– " + line[dash.end():], index, trailing, gap, continues=True))
+            gap = 0
+            continue
         if _BULLET_START.match(line) or pending_bullet:
             line = "- " + _BULLET_START.sub("", line)
             pending_bullet = False
@@ -153,6 +162,8 @@ def _starts_lower(text: str) -> bool:
 
 
 def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int) -> bool:
+    if nxt.continues:
+        return True
     if nxt.text.startswith("- "):
         return False
     full = len(prev.text) >= 0.55 * width
@@ -160,9 +171,16 @@ def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int) -> bool:
     if prev.text.endswith("-") and len(prev.text) > 1 and prev.text[-2].isalpha():
         return True
     if spaced and prev.trailing:
-        # A wrapped line goes on in lower case or after a joining word; a capital after a
-        # full line that ends in a noun is far more often a heading's end than a wrap.
-        return _starts_lower(nxt.text) or last_word in _CONNECTORS or prev.text.endswith(",")
+        # A wrapped line goes on in lower case or after a joining word. A capital after a
+        # short line is usually a heading's end; after a nearly full line with no final
+        # punctuation it is a sentence running on ("local and national" / "NHS bodies.").
+        if _starts_lower(nxt.text) or last_word in _CONNECTORS or prev.text.endswith(","):
+            return True
+        return (
+            len(prev.text) >= 0.8 * width
+            and not _TERMINAL.search(prev.text)
+            and not _CAPTION.match(nxt.text)
+        )
     if nxt.gap == 0:
         if prev.text.startswith("- ") and not full and not _starts_lower(nxt.text):
             return False
@@ -246,7 +264,11 @@ def _drop_fragments(blocks: list[Block]) -> list[Block]:
     def flush(next_block: Block | None) -> None:
         # Three or more headings in a row are the labels of a figure; keep only the last,
         # which heads the text that follows it.
-        if len(run) >= 3:
+        if len(run) >= 3 and not any(b.kind == "para" for b in out):
+            # the title page (title, date, publisher, authors): one paragraph, kept for facts
+            text = ". ".join(b.text.rstrip(".") for b in run) + "."
+            out.append(Block("para", text, run[0].line, run[-1].end_line))
+        elif len(run) >= 3:
             if next_block is not None and next_block.kind != "heading":
                 out.append(run[-1])
         else:

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     verify_policy: Literal["flag", "drop", "fallback"] = "flag"
     verify_min_supported: float = 0.5  # with policy=fallback: share of supported sentences
 
+    # --- evaluation judge (issue 4): an OpenAI-compatible endpoint, only with `advisor eval --judge`
+    judge_base_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key: SecretStr | None = None
+
     # --- feedback and web page (issue 5)
     db_url: str | None = None  # SQLAlchemy URL; default sqlite in data_dir
     ui_host: str = "127.0.0.1"

@@ -33,7 +33,7 @@ class LocalEmbeddings(Embeddings):
         self._model = None  # loaded on first use: an unchanged re-ingest never needs it
 
     @property
-    def model(self):
+    def sentence_transformer(self):
         """The sentence-transformers model, loaded from the local folder on first use."""
         if self._model is None:
             with self._lock:
@@ -49,7 +49,7 @@ class LocalEmbeddings(Embeddings):
 
     @property
     def dimension(self) -> int:
-        model = self.model
+        model = self.sentence_transformer
         get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get() or 384)
 
@@ -57,7 +57,7 @@ class LocalEmbeddings(Embeddings):
         """Embed texts as a float32 matrix of unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = self.model
+        model = self.sentence_transformer
         with self._lock:
             vectors = model.encode(
                 texts,

@@ -138,13 +138,25 @@ def test_compound_hyphens_are_kept_and_typesetting_hyphens_removed():
 def test_contents_pages_and_figure_fragments_are_dropped():
     text = (
         "Contents\n\nExecutive summary\t\t\t\t\n\np.4\n\nIntroduction .......... 7\n\n"
+        "Adoption follows a curve, as the figure shows.\n\n"
         "Oct\n\n2014\n\n34%\n\nEarly majority\n\nLate majority\n\nLaggards\n\n"
         "Introduction\n\nThe NHS has moved to a position where innovation matters more than ever.\n"
     )
     blocks = clean_blocks(text)
     texts = [b.text for b in blocks]
-    assert texts == ["Introduction", "The NHS has moved to a position where innovation matters more than ever."]
-    assert [b.kind for b in blocks] == ["heading", "para"]
+    assert texts == [
+        "Adoption follows a curve, as the figure shows.",
+        "Introduction",
+        "The NHS has moved to a position where innovation matters more than ever.",
+    ]
+    assert [b.kind for b in blocks] == ["para", "heading", "para"]
+
+
+def test_a_title_page_is_kept_as_one_paragraph():
+    text = "Scaling Well\n\nAugust 2025\n\nDr Ann Smith and Bo Lee\n\nSummary\n\nThis paper sets out a blueprint.\n"
+    blocks = clean_blocks(text)
+    assert blocks[0].kind == "para"
+    assert blocks[0].text == "Scaling Well. August 2025. Dr Ann Smith and Bo Lee. Summary."
 
 
 def test_bullets_are_normalised():

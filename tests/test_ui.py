@@ -126,3 +126,13 @@ def test_answer_markup_is_escaped(built_advisor):
     answer = built_advisor.ask("What role do clinical champions play?")
     rendered = render_answer_markdown(answer)
     assert rendered.count("cite-marker") == len(answer.citations)
+
+
+def test_nothing_outside_the_app_is_served(ui):
+    import httpx
+
+    url = ui[0]
+    for path in ("gradio_api/file=/etc/passwd", "file=/etc/passwd", "gradio_api/file=../../pyproject.toml"):
+        response = httpx.get(url + path, timeout=10)
+        assert response.status_code in (403, 404), (path, response.status_code)
+        assert "root:" not in response.text

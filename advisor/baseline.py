@@ -1,0 +1,66 @@
+"""The naive baseline: the RAG a user would build from the LangChain tutorial.
+
+Raw files (no cleaning), RecursiveCharacterTextSplitter(1000, 200), Chroma similarity top-k
+with the same local embedding model, and the simplest offline answer (the top passage's
+opening sentences, uncited, never refusing). Evaluated beside the advisor so the gap is
+measured, not claimed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from advisor.corpus import discover_files
+from advisor.embedding import LocalEmbeddings
+from advisor.sentences import split_sentences
+
+COLLECTION = "tutorial_baseline"
+
+
+class TutorialBaseline:
+    """Chunk, embed and search the raw reports the tutorial way."""
+
+    def __init__(self, corpus_dir: Path, persist_dir: Path, embeddings: LocalEmbeddings, k: int = 5) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+        from langchain_chroma import Chroma
+
+        self.k = k
+        client = chromadb.PersistentClient(path=str(persist_dir), settings=ChromaSettings(anonymized_telemetry=False))
+        self.store = Chroma(client=client, collection_name=COLLECTION, embedding_function=embeddings)
+        if not self.store.get(limit=1)["ids"]:
+            self._build(corpus_dir)
+
+    def _build(self, corpus_dir: Path) -> None:
+        from langchain_core.documents import Document
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+        docs = []
+        for path in discover_files([corpus_dir]):
+            if path.suffix == ".txt":
+                text = path.read_text(encoding="utf-8")
+                docs.append(Document(page_content=text, metadata={"source": path.name}))
+        chunks = splitter.split_documents(docs)
+        self.store.add_documents(chunks)
+
+    def ask(self, question: str) -> dict:
+        """A record shaped like the advisor's JSON record."""
+        t0 = time.perf_counter()
+        docs = self.store.similarity_search(question, k=self.k)
+        t1 = time.perf_counter()
+        top = " ".join(split_sentences(docs[0].page_content)[:2]) if docs else ""
+        return {
+            "question": question,
+            "answer": top,
+            "refused": False,
+            "backend": "tutorial-baseline",
+            "sentences": [],
+            "citations": [],
+            "passages": [
+                {"rank": i, "chunk_id": f"baseline-{i}", "source": d.metadata.get("source", ""), "text": d.page_content}
+                for i, d in enumerate(docs, start=1)
+            ],
+            "timings_ms": {"retrieve": (t1 - t0) * 1000, "answer": 0.0, "total": (time.perf_counter() - t0) * 1000},
+        }

@@ -1,0 +1,118 @@
+"""Human reports of an evaluation run: report.md and a self-contained report.html (inline SVG)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+HEADLINE = [
+    "evidence_recall_at_k",
+    "non_llm_context_recall",
+    "non_llm_context_precision_with_reference",
+    "citation_faithfulness",
+    "refusal_accuracy",
+    "semantic_similarity",
+    "rouge_score(mode=fmeasure)",
+]
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _bars(rows: list[tuple[str, float | None]], width: int = 420) -> str:
+    """A horizontal bar chart of values in [0, 1] as inline SVG."""
+    height = 22 * len(rows) + 10
+    parts = [f"<svg width='{width + 260}' height='{height}' role='img'>"]
+    for i, (label, value) in enumerate(rows):
+        y = 5 + 22 * i
+        v = value or 0.0
+        parts.append(f"<text x='0' y='{y + 14}' font-size='12'>{html.escape(label[:38])}</text>")
+        parts.append(f"<rect x='250' y='{y}' width='{width}' height='16' fill='#eef2ff'/>")
+        parts.append(f"<rect x='250' y='{y}' width='{width * v:.1f}' height='16' fill='#4f46e5'/>")
+        parts.append(f"<text x='{width + 255}' y='{y + 13}' font-size='12'>{_fmt(value)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _histogram(values: list[float], bins: int = 10, width: int = 300, height: int = 80) -> str:
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, max(0, int(v * bins)))] += 1
+    top = max(counts) or 1
+    bar = width / bins
+    parts = [f"<svg width='{width}' height='{height + 16}' role='img'>"]
+    for i, c in enumerate(counts):
+        h = height * c / top
+        parts.append(f"<rect x='{i * bar:.1f}' y='{height - h:.1f}' width='{bar - 2:.1f}' height='{h:.1f}' fill='#0ea5e9'/>")
+    parts.append(f"<text x='0' y='{height + 13}' font-size='10'>0</text>")
+    parts.append(f"<text x='{width - 10}' y='{height + 13}' font-size='10'>1</text></svg>")
+    return "".join(parts)
+
+
+def worst(results: list[dict], n: int = 8) -> list[dict]:
+    """The questions with the lowest evidence recall (then semantic similarity)."""
+    def key(row):
+        m = row.get("metrics", {})
+        return (m.get("evidence_recall_at_k") if m.get("evidence_recall_at_k") is not None else 2,
+                m.get("refusal_accuracy", 1), m.get("semantic_similarity") or 0)
+    return sorted(results, key=key)[:n]
+
+
+def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: dict | None = None) -> None:
+    """Write report.md and report.html next to summary.json."""
+    metrics = summary["metrics"]
+    names = [m for m in HEADLINE if m in metrics] + sorted(set(metrics) - set(HEADLINE))
+    md = [f"# Evaluation report\n\n{summary['n']} questions. Refusal: {json.dumps(summary['refusal'])}\n",
+          "| metric | advisor | baseline | skipped rows |", "|---|---|---|---|"]
+    for m in names:
+        b = baseline["metrics"].get(m) if baseline else None
+        md.append(f"| {m} | {_fmt(metrics[m])} | {_fmt(b)} | {summary['skipped'].get(m, 0)} |")
+    md.append("\n## By kind\n")
+    md.append("| kind | n | " + " | ".join(names) + " |")
+    md.append("|---|---|" + "---|" * len(names))
+    for kind, row in summary["by_kind"].items():
+        md.append(f"| {kind} | {row['n']} | " + " | ".join(_fmt(row.get(m)) for m in names) + " |")
+    md.append("\n## By report\n")
+    md.append("| report | n | " + " | ".join(names) + " |")
+    md.append("|---|---|" + "---|" * len(names))
+    for source, row in summary["by_report"].items():
+        md.append(f"| {source} | {row['n']} | " + " | ".join(_fmt(row.get(m)) for m in names) + " |")
+    md.append("\n## Worst questions\n")
+    for row in worst(results):
+        md.append(f"### {row['id']} ({row.get('kind')}): {row['question']}\n\n{row['answer']}\n\n"
+                  f"metrics: {json.dumps(row.get('metrics', {}))}\n")
+        for p in row.get("passages", [])[:2]:
+            md.append(f"> [{p['rank']}] {p['source']} - {p.get('section', '')}: {p['text'][:300]}...\n")
+    (out_dir / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+
+    rows = [(m, metrics[m]) for m in names]
+    sections = [f"<h1>Evaluation report</h1><p>{summary['n']} questions; latency p50 "
+                f"{summary.get('latency_ms_p50')} ms. Refusal: {html.escape(json.dumps(summary['refusal']))}</p>",
+                "<h2>Metrics (advisor)</h2>", _bars(rows)]
+    if baseline:
+        sections += ["<h2>Baseline (LangChain tutorial RAG)</h2>",
+                     _bars([(m, baseline["metrics"].get(m)) for m in names])]
+    sections.append("<h2>Distributions</h2>")
+    for m in names:
+        vals = [r["metrics"][m] for r in results if r.get("metrics", {}).get(m) is not None]
+        if vals:
+            sections.append(f"<h3>{html.escape(m)}</h3>{_histogram(vals)}")
+    for title, groups in (("By kind", summary["by_kind"]), ("By report", summary["by_report"])):
+        sections.append(f"<h2>{title}</h2>")
+        for key, row in groups.items():
+            sections.append(f"<h3>{html.escape(key)} (n={row['n']})</h3>" + _bars([(m, row.get(m)) for m in names]))
+    sections.append("<h2>Worst questions</h2>")
+    for row in worst(results):
+        passages = "".join(
+            f"<li><b>{html.escape(p['source'])}</b>: {html.escape(p['text'][:400])}</li>" for p in row.get("passages", [])[:3]
+        )
+        sections.append(
+            f"<h3>{html.escape(row['id'])}: {html.escape(row['question'])}</h3><p>{html.escape(row['answer'])}</p>"
+            f"<pre>{html.escape(json.dumps(row.get('metrics', {})))}</pre><ol>{passages}</ol>"
+        )
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;}</style></head><body>"
+            + "".join(sections) + "</body></html>")
+    (out_dir / "report.html").write_text(page, encoding="utf-8")
