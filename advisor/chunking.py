@@ -21,7 +21,7 @@ from advisor.types import Chunk, SourceDoc, chunk_id_for
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "6"  # bump whenever cleaning or chunking output changes
+PIPELINE_VERSION = "7"  # bump whenever cleaning or chunking output changes
 
 _MIN_CHUNK_WORDS = 60  # below this a section change does not start a new chunk
 

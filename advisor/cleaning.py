@@ -34,8 +34,11 @@ _ARTEFACTS = re.compile(r"\s*External link icon\s*", re.IGNORECASE)
 _CAPTION = re.compile(r"^(?:Figure|Graph|Chart|Source|Sources|Image|Photo)\s*\d*\s*[:.]", re.IGNORECASE)
 _TERMINAL = re.compile(r"""[.!?:;]["”’')\]]*$""")
 # Footnote references fused to the end of a sentence: "therapy.130 The", "arrhythmias.” 132"
-_FOOTNOTE_REF = re.compile(r"(?<=[A-Za-z)])([.!?,;:][\"”’')\]]?)\d{1,3}(?=\s|$)")
-_TRAILING_FOOTNOTE = re.compile(r"(?<=[A-Za-z)])([.!?][\"”’')\]]?)\s+\d{1,3}$")
+# and lists of them ("models.8, 9, 10 At"); after a year only before a capital ("2016.4 And").
+_FOOTNOTE_REF = re.compile(r"(?<=[A-Za-z)])([.!?,;:][\"”’')\]]?)\d{1,3}(?:, ?\d{1,3})*(?=\s|$)")
+_YEAR_FOOTNOTE = re.compile(r"(?<=\b(?:19|20)\d\d)\.\d{1,2}(?=\s+[A-Z“‘\"(])")
+_TRAILING_FOOTNOTE = re.compile(r"(?<=[A-Za-z)])(?<!\bp)(?<!\bpp)([.!?][\"”’')\]]?)\s+\d{1,3}$")
+_NUMBERED = re.compile(r"^\d{1,2}\.\s")
 _CONNECTORS = {
     "and", "or", "of", "the", "a", "an", "to", "for", "in", "on", "with", "by", "from", "as",
     "at", "that", "which", "their", "its", "is", "are", "be", "but", "nor", "into", "this", "than",
@@ -161,7 +164,7 @@ def _starts_lower(text: str) -> bool:
     return bool(text) and (text[0].islower() or text[0] in "(,;–-") and not text.startswith("- ")
 
 
-def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int) -> bool:
+def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int, para: str = "") -> bool:
     if nxt.continues:
         return True
     if nxt.text.startswith("- "):
@@ -182,6 +185,10 @@ def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int) -> bool:
             and not _CAPTION.match(nxt.text)
         )
     if nxt.gap == 0:
+        para = para or prev.text
+        if _NUMBERED.match(para) and len(para.split()) + len(nxt.text.split()) <= 9:
+            # a numbered heading set over short lines: "3. Enhanced / Recovery After / Surgery"
+            return not _TERMINAL.search(para) and not _NUMBERED.match(nxt.text)
         if prev.text.startswith("- ") and not full and not _starts_lower(nxt.text):
             return False
         return full or _starts_lower(nxt.text) or last_word in _CONNECTORS or prev.text.endswith(",")
@@ -209,7 +216,7 @@ def _join(
     text, first, last = lines[0].text, lines[0].raw_index, lines[0].raw_index
     prev = lines[0]
     for line in lines[1:]:
-        if line.raw_index not in breaks and _should_join(prev, line, spaced, width):
+        if line.raw_index not in breaks and _should_join(prev, line, spaced, width, text):
             text = _merge(text, line.text, vocabulary)
         else:
             paragraphs.append((text, first, last))
@@ -224,6 +231,7 @@ def _join(
 def _classify(text: str, first: int, last: int) -> Block | None:
     text = re.sub(r"\s+", " ", text).strip()
     text = _TRAILING_FOOTNOTE.sub(r"\1", _FOOTNOTE_REF.sub(r"\1", text))
+    text = _YEAR_FOOTNOTE.sub(".", text)
     if not text or not re.search(r"[A-Za-z]", text):
         return None
     if re.fullmatch(r"\d{1,3}\s+(?:https?://|www\.)\S+(?:\s+\S+)?", text):
