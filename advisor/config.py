@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     llm_temperature: float = 0.1
     llm_max_tokens: int = 512
     llamacpp_model_path: Path | None = None
+    llamacpp_n_ctx: int = Field(4096, ge=512)  # in-process llama.cpp context window (tokens)
+    llamacpp_chat_format: str | None = None  # e.g. "gemma" when the GGUF carries no template
+    llm_system_role: bool = True  # False: instructions go in the user turn (Gemma has no system role)
+    llm_condense: bool = True  # follow-ups: let the LLM rewrite the standalone query
     verify_policy: Literal["flag", "drop", "fallback"] = "flag"
     verify_min_supported: float = 0.5  # with policy=fallback: share of supported sentences
 
