@@ -289,27 +289,9 @@ def eval_command(
             console.print("All thresholds met.")
 
 
-feedback_app = typer.Typer(help="Feedback people left on answers (web page and Slack).", no_args_is_help=True)
-app.add_typer(feedback_app, name="feedback")
+from advisor.feedback_cli import register as _register_feedback  # noqa: E402
 
-
-@feedback_app.command("export")
-def feedback_export(
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv or jsonl"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
-) -> None:
-    """Export every stored verdict and comment, with the answer and its citations."""
-    with user_errors():
-        from advisor.feedback import FeedbackStore, iter_verdicts
-
-        store = FeedbackStore(Settings().database_url)
-        if out is None:
-            count = store.export(sys.stdout, fmt)
-        else:
-            with out.open("w", encoding="utf-8", newline="") as f:
-                count = store.export(f, fmt)
-        counts = iter_verdicts(store.list())
-        err.print(f"{count} feedback rows exported ({counts['up']} up, {counts['down']} down).")
+_register_feedback(app)
 
 
 def main() -> None:
