@@ -21,7 +21,7 @@ from advisor.types import Chunk, SourceDoc, chunk_id_for
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "7"  # bump whenever cleaning or chunking output changes
+PIPELINE_VERSION = "8"  # bump whenever cleaning or chunking output changes
 
 _MIN_CHUNK_WORDS = 60  # below this a section change does not start a new chunk
 
@@ -100,14 +100,20 @@ class Chunker:
         chunks: list[Chunk] = []
         seen: set[str] = set()
         info = doc.info
+        previous: _Unit | None = None
         for group, overlap in groups:
             body = "\n\n".join(u.text for u in group)
             text = f"{overlap}\n\n{body}" if overlap else body
+            first = group[0]
+            # the overlap is the previous unit's last sentences, so the chunk starts there
+            char_start = first.start
+            if overlap and previous is not None and previous.text.endswith(overlap):
+                char_start = previous.end - len(overlap)
+            previous = group[-1]
             cid = chunk_id_for(info.source, text)
             if cid in seen:
                 continue
             seen.add(cid)
-            first = group[0]
             section = max(group, key=lambda u: u.words).section or first.section
             path = " > ".join(p for p in (first.case_study, section) if p)
             chunks.append(
@@ -123,7 +129,7 @@ class Chunker:
                         "section": section,
                         "section_path": path,
                         "case_study": first.case_study,
-                        "char_start": first.start,
+                        "char_start": char_start,
                         "char_end": group[-1].end,
                         "page": first.page,
                         "chunk_index": len(chunks),
@@ -132,6 +138,12 @@ class Chunker:
                 )
             )
         return chunks
+
+    def clean_text(
+        self, doc: SourceDoc, case_studies: list[CaseStudySpec] = (), running_headers: list[str] = ()
+    ) -> str:
+        """The cleaned report that the chunks' char_start/char_end point into."""
+        return "\n\n".join(block.text for block, _ in self.blocks(doc, case_studies, running_headers))
 
     # ---- internals -----------------------------------------------------------------
     def _units(self, labelled: list[tuple[Block, str]], pages: list[int]) -> list[_Unit]:
@@ -148,14 +160,18 @@ class Chunker:
             if block.kind == "heading":
                 section = _strip_numbering(block.text)
                 continue
+            cursor = 0
             for piece in self._split_long(block.text):
+                at = block.text.find(piece, cursor)
+                at = cursor if at < 0 else at
+                cursor = at + len(piece)
                 units.append(
                     _Unit(
                         piece,
                         section,
                         case_study,
-                        start,
-                        start + len(piece),
+                        start + at,
+                        start + at + len(piece),
                         len(piece.split()),
                         pages[block.line] if pages else 0,
                     )
@@ -212,13 +228,25 @@ class Chunker:
 
 
 def _line_pages(doc: SourceDoc) -> list[int]:
-    """The page of every raw line, when the source has pages (PDFs); else empty."""
+    """The page of every raw line (0 where unknown), from the page starts the loader found.
+
+    A PDF gives every page start, so this is exact. A text extraction gives only some
+    (page 7, then page 11): lines between two such anchors get a page estimated in
+    proportion to their position, and lines before the first anchor get 0.
+    """
     if not doc.pages:
         return []
-    out, offset, p = [], 0, 0
+    anchors = sorted(doc.pages, key=lambda p: p[1])
+    out, offset, i = [], 0, -1
     for line in doc.text.split("\n"):
-        while p + 1 < len(doc.pages) and doc.pages[p + 1][1] <= offset:
-            p += 1
-        out.append(doc.pages[p][0])
+        while i + 1 < len(anchors) and anchors[i + 1][1] <= offset:
+            i += 1
+        if i < 0:
+            out.append(0)
+        elif i + 1 == len(anchors):
+            out.append(anchors[i][0])
+        else:
+            (p0, o0), (p1, o1) = anchors[i], anchors[i + 1]
+            out.append(p0 + int((offset - o0) * (p1 - p0) / max(1, o1 - o0)))
         offset += len(line) + 1
     return out

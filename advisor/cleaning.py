@@ -32,6 +32,7 @@ _MD_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _ARTEFACTS = re.compile(r"\s*External link icon\s*", re.IGNORECASE)
 _CAPTION = re.compile(r"^(?:Figure|Graph|Chart|Source|Sources|Image|Photo)\s*\d*\s*[:.]", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"""[.!?:]["”’')\]]*$""")
 _TERMINAL = re.compile(r"""[.!?:;]["”’')\]]*$""")
 # Footnote references fused to the end of a sentence: "therapy.130 The", "arrhythmias.” 132"
 # and lists of them ("models.8, 9, 10 At"); after a year only before a capital ("2016.4 And").
@@ -181,7 +182,7 @@ def _should_join(prev: _Line, nxt: _Line, spaced: bool, width: int, para: str = 
             return True
         return (
             len(prev.text) >= 0.8 * width
-            and not _TERMINAL.search(prev.text)
+            and not _SENTENCE_END.search(prev.text)  # a ";" runs on: "2018; / Collins, 2018)"
             and not _CAPTION.match(nxt.text)
         )
     if nxt.gap == 0:

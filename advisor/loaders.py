@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections import Counter
 from pathlib import Path
 
 from advisor.corpus import SUPPORTED_SUFFIXES
@@ -17,6 +18,7 @@ from advisor.errors import UnreadableFileError
 from advisor.types import DocumentInfo, SourceDoc
 
 MAX_BYTES = 50 * 1024 * 1024
+_FUSED_HEADER = re.compile(r"^(\d{1,3})([A-Z][^\d]{5,80})$")  # "7Achieving scale and spread"
 
 
 def load_document(path: Path, info: DocumentInfo) -> SourceDoc:
@@ -42,12 +44,32 @@ def load_document(path: Path, info: DocumentInfo) -> SourceDoc:
         text = _decode(raw)
         if suffix in (".html", ".htm"):
             text = _html_text(text)
-        # The text extractions keep page numbers on too few pages to cite them reliably
-        # (12 of about 100 in the Nuffield report): pages are recorded for PDFs only.
-        pages = []
+        pages = _printed_pages(text)
     if not text.strip():
         raise UnreadableFileError("no text could be extracted")
     return SourceDoc(info=info, text=text, content_hash=content_hash, pages=tuple(pages))
+
+
+def _printed_pages(text: str) -> list[tuple[int, int]]:
+    """(page, offset) where a running header fused with its page number heads a page.
+
+    PDF extractions keep such headers on only some pages (11 of 100 in the Nuffield
+    report), so these are anchors, not every page start; the chunker estimates between them.
+    """
+    found: list[tuple[int, str, int]] = []
+    offset = 0
+    for line in text.split("\n"):
+        m = _FUSED_HEADER.match(line.strip())
+        if m:
+            found.append((int(m.group(1)), m.group(2).strip(), offset))
+        offset += len(line) + 1
+    phrases = Counter(phrase for _, phrase, _ in found)
+    pages: list[tuple[int, int]] = []
+    for number, phrase, at in found:
+        # a recurring header with rising numbers; anything else is ordinary text
+        if phrases[phrase] >= 3 and (not pages or number > pages[-1][0]):
+            pages.append((number, at))
+    return pages if len(pages) >= 2 else []
 
 
 def _decode(raw: bytes) -> str:

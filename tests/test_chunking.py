@@ -193,3 +193,29 @@ def test_sections_are_detected(all_chunks):
     assert len(sections) >= 30
     assert sections.get("", 0) <= 2
     assert any("Generating and disseminating evidence" in s for s in sections)
+
+
+def test_char_offsets_point_into_the_cleaned_text():
+    name = "nuffield-2020-achieving-scale-and-spread.txt"
+    path = CORPUS / name
+    doc = load_document(path, MANIFEST.info_for(path))
+    chunker = Chunker(220, 30)
+    args = (doc, MANIFEST.case_studies_for(name), MANIFEST.running_headers_for(name))
+    clean = chunker.clean_text(*args)
+    chunks = chunker.chunk(*args)
+    for c in chunks:
+        span = clean[c.meta["char_start"] : c.meta["char_end"]]
+        paragraphs = c.text.split("\n\n")
+        assert span.startswith(paragraphs[0]) and span.endswith(paragraphs[-1]), c.meta["chunk_index"]
+
+
+def test_pages_come_from_the_fused_running_headers(all_chunks):
+    chunks = all_chunks["nuffield-2020-achieving-scale-and-spread.txt"]
+    pages = [c.meta["page"] for c in chunks]
+    assert pages[0] == 0  # before the first printed page number nothing is claimed
+    known = [p for p in pages if p]
+    assert known == sorted(known) and 90 <= known[-1] <= 100
+    kardia = [c.meta["page"] for c in chunks if c.case_study == "KardiaMobile"]
+    # the case study starts after the header of page 56, holds that of page 61 and ends
+    # before that of page 67
+    assert kardia == sorted(kardia) and all(56 <= p < 67 for p in kardia) and 61 in kardia, kardia

@@ -95,3 +95,12 @@ def test_unreadable_files_say_why(tmp_path, name, content, reason):
     path.write_bytes(content)
     with pytest.raises(UnreadableFileError, match=reason):
         load_document(path, _info(path))
+
+
+def test_text_pages_from_fused_running_headers(tmp_path):
+    body = "".join(f"{n}Scaling in the NHS\n\n1 2 3\n\nText of page {n}.\n\n" for n in (3, 4, 7))
+    path = tmp_path / "report.txt"
+    path.write_text("Title page.\n\n" + body + "Stray 12Monkeys line.\n", encoding="utf-8")
+    doc = load_document(path, _info(path))
+    assert [p for p, _ in doc.pages] == [3, 4, 7]
+    assert all(doc.text[offset:].startswith(f"{p}Scaling in the NHS") for p, offset in doc.pages)
