@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
 from advisor.answer import ExtractiveAnswerer
+from advisor.cases import CatalogueLoader
 from advisor.condense import RuleBasedCondenser
 from advisor.config import Settings, force_offline
 from advisor.embedding import LocalEmbeddings
@@ -95,6 +96,8 @@ class Advisor:
         self._retriever: HybridRetriever | None = None
         self._extractive: ExtractiveAnswerer | None = None
         self._checked = 0.0
+        # Issue 8: the case-study catalogue (corpus/case_studies.yaml), reloaded with the index.
+        self.case_catalogue = CatalogueLoader(settings.corpus_dir, embedder)
 
     # ---- index lifecycle -------------------------------------------------------------
     @property
@@ -123,6 +126,7 @@ class Advisor:
                 vocabulary=snapshot.vocabulary,
             )
             self._checked = time.monotonic()
+        self.case_catalogue.reload()  # a broken catalogue is logged; the previous one keeps serving
         return True
 
     def ingest(self, paths=None, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
@@ -197,6 +201,14 @@ class Advisor:
         question = clean_question(question, self.settings.max_question_chars)
         self._require_index()
         self._refresh_if_republished()
+        # Issue 8: a question across case studies is answered from the catalogue, one cited row per case.
+        catalogue = self.case_catalogue.current
+        listed = catalogue.answer(question, self, filters) if catalogue is not None else None
+        if listed is not None:
+            yield listed.text
+            elapsed = (time.perf_counter() - t0) * 1000
+            yield _with_timings(listed, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
+            return
         query = self.condense(question, history)
         query_vector = self.embedder.encode([query])[0]
         passages = self.retriever.retrieve(query, k=k, filters=filters, query_vector=query_vector)

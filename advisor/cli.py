@@ -293,6 +293,10 @@ from advisor.feedback_cli import register as _register_feedback  # noqa: E402
 
 _register_feedback(app)
 
+from advisor.cases_cli import register as _register_cases  # noqa: E402
+
+_register_cases(app)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -31,3 +31,7 @@ class LLMUnavailableError(AdvisorError):
 
 class UnreadableFileError(AdvisorError):
     """A file could not be read as a report; the message says why."""
+
+
+class CatalogueError(AdvisorError):
+    """The case-study catalogue is malformed or does not match the reports; the message names the entry and field."""
