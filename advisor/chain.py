@@ -1,0 +1,382 @@
+"""The LLM answer path: a LangChain (LCEL) chain whose every sentence is checked against its sources.
+
+question (+ history) --condense--> query --retrieve--> Passage[] --format numbered sources-->
+prompt --model (streamed)--> text --parse [n] + verify (advisor.citations)--> Answer
+
+`Advisor.stream` runs the first two steps itself (so filters and the index's freshness apply
+alike to every backend): `LLMCondenser` is its condenser and `LLMAnswerer.stream` its answer
+step. `build_rag_chain` composes the whole pipeline as one LCEL runnable over LangChain's
+`BaseRetriever`, for callers that want LangChain's interface end to end.
+
+Trust comes first. The extractive answerer's refusal gate runs before the model is asked, so
+an out-of-scope question is never answered by the model; every generated sentence is labelled
+supported / unsupported / uncited; markers naming no source are removed and reported; and any
+failure (server down, slow, rate-limited, empty or unsupported reply) returns the extractive
+answer with a visible note instead of an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import replace
+from operator import itemgetter
+from typing import Any, Callable, Iterator
+
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from advisor.citations import CitationVerifier, apply_policy
+from advisor.condense import RuleBasedCondenser, message_text, user_turns
+from advisor.config import Settings
+from advisor.errors import LLMUnavailableError
+from advisor.prompts import load_prompt
+from advisor.retrieval import tokenize
+from advisor.types import Answer, Chunk, Passage
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_NOTE = "The language model was unavailable, so this answer quotes the reports directly."
+UNSUPPORTED_NOTE = (
+    "The language model's answer was not supported by the reports it cited, "
+    "so this answer quotes the reports directly."
+)
+_NO_RETRY_STATUS = {400, 401, 403, 404, 422}  # retrying cannot fix these
+_HISTORY_MESSAGES = 6
+_HISTORY_CHARS = 400
+_MAX_QUERY_CHARS = 300
+
+
+# ---- prompts ---------------------------------------------------------------------------
+def format_sources(passages: list[Passage] | tuple[Passage, ...]) -> str:
+    """The passages as numbered `<source id="n">` blocks; tags inside a passage are defused."""
+    blocks = []
+    for n, passage in enumerate(passages, start=1):
+        c = passage.chunk
+        year = c.meta.get("year") or ""
+        publisher = c.meta.get("publisher") or ""
+        origin = ", ".join(str(x) for x in (publisher, year) if x)
+        lines = [f'<source id="{n}">', f"report: {c.title}" + (f" ({origin})" if origin else "")]
+        if c.section:
+            lines.append(f"section: {c.section}")
+        if c.case_study:
+            lines.append(f"case study: {c.case_study}")
+        lines.append(f"text: {_defuse(c.text)}")
+        lines.append("</source>")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def _defuse(text: str) -> str:
+    # A document must not be able to close its own <source> block and talk as the prompt.
+    return re.sub(r"</?\s*sources?\b[^>]*>", "[tag removed]", text, flags=re.IGNORECASE)
+
+
+def answer_prompt(system_role: bool = True) -> ChatPromptTemplate:
+    """prompts/answer_system.txt + prompts/answer.txt, as system + user (or one user turn)."""
+    system, user = load_prompt("answer_system"), load_prompt("answer")
+    if system_role:
+        return ChatPromptTemplate.from_messages([("system", system), ("human", user)])
+    return ChatPromptTemplate.from_messages([("human", f"{system}\n\n{user}")])
+
+
+def condense_prompt() -> ChatPromptTemplate:
+    """prompts/condense.txt as one user turn."""
+    return ChatPromptTemplate.from_messages([("human", load_prompt("condense"))])
+
+
+def format_history(history: list[Any] | None) -> str:
+    """The last few turns as `User: ...` / `Assistant: ...` lines, each shortened."""
+    lines: list[str] = []
+    for item in history or []:
+        if isinstance(item, dict):
+            role, content = item.get("role"), message_text(item.get("content"))
+            lines.append(f"{'User' if role == 'user' else 'Assistant'}: {content}")
+        elif isinstance(item, (list, tuple)) and item:
+            lines.append(f"User: {message_text(item[0])}")
+            if len(item) > 1 and item[1]:
+                lines.append(f"Assistant: {message_text(item[1])}")
+    lines = [re.sub(r"\s+", " ", line)[:_HISTORY_CHARS] for line in lines[-_HISTORY_MESSAGES:]]
+    return "\n".join(lines)
+
+
+# ---- bounded calls ---------------------------------------------------------------------
+def bounded_stream(runnable: Runnable, inputs: dict, timeout: float) -> Iterator[str]:
+    """Stream `runnable`, but give up (LLMUnavailableError) when the reply is not done in time.
+
+    The client's own timeout only bounds the wait between bytes; a server that trickles
+    tokens (or keep-alives) forever would hold the user forever. The stream runs in a worker
+    thread so this wait is a hard bound.
+    """
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in runnable.stream(inputs):
+                if stop.is_set():
+                    return
+                events.put(("delta", chunk))
+            events.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which decides
+            events.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="advisor-llm-stream", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise queue.Empty
+                kind, value = events.get(timeout=remaining)
+            except queue.Empty:
+                raise LLMUnavailableError(f"no complete reply within {timeout:g} s") from None
+            if kind == "delta":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+
+
+def _retryable(exc: BaseException) -> bool:
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    return status not in _NO_RETRY_STATUS
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+# ---- condense --------------------------------------------------------------------------
+class LLMCondenser:
+    """Rewrites a follow-up into a standalone query with the LLM; rule-based when that fails.
+
+    The model is asked only when there is history. Its reply is used only when it looks like a
+    query (one line, not too long, sharing a content word with the conversation); otherwise,
+    and on any error or timeout, the rule-based condenser's query is used.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        timeout: float = 30.0,
+        fallback: RuleBasedCondenser | None = None,
+    ) -> None:
+        self.fallback = fallback or RuleBasedCondenser()
+        self.timeout = timeout
+        self.chain = condense_prompt() | model | StrOutputParser()
+
+    def condense(self, question: str, history: list[Any] | None = None) -> str:
+        """The standalone query to search with."""
+        rule_based = self.fallback.condense(question, history)
+        if not user_turns(history):
+            return rule_based
+        inputs = {"history": format_history(history), "question": question}
+        try:
+            reply = "".join(bounded_stream(self.chain, inputs, self.timeout))
+        except Exception as exc:
+            log.warning("LLM condense failed (%s); using the rule-based query", _reason(exc))
+            return rule_based
+        query = self._clean(reply)
+        context = set(tokenize(question + " " + " ".join(user_turns(history))))
+        if not query or not (set(tokenize(query)) & context):
+            log.info("LLM condense reply not usable as a query: %r", reply[:200])
+            return rule_based
+        return query
+
+    @staticmethod
+    def _clean(reply: str) -> str:
+        lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+        if not lines:
+            return ""
+        query = re.sub(r"^(standalone (search )?(query|question)\s*:\s*)", "", lines[0], flags=re.I)
+        query = query.strip().strip("\"'“”‘’`").strip()
+        if len(query) < 3 or len(query) > _MAX_QUERY_CHARS or "[" in query:
+            return ""
+        return query
+
+
+# ---- answer ----------------------------------------------------------------------------
+class LLMAnswerer:
+    """Generates a cited answer with a chat model, streams it, and verifies every sentence.
+
+    `stream(...)` yields text deltas as the model produces them, then the finished `Answer`
+    (backend, per-sentence verdicts, one citation per valid marker, fallback and notes).
+    `extractive` returns the advisor's current extractive answerer (it changes when the
+    index is reloaded): its refusal gate runs first and its answer is the fallback.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        settings: Settings,
+        embedder,
+        extractive: Callable[[], Any],
+        backend: str | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.embedder = embedder
+        self.extractive = extractive
+        self.backend = backend or settings.llm_backend
+        self.timeout = settings.llm_timeout
+        self.retries = settings.llm_max_retries
+        self.max_sentences = max(settings.answer_sentences + 2, 4)
+        self.generate: Runnable = (
+            RunnablePassthrough.assign(sources=lambda x: format_sources(x["passages"]))
+            | RunnableLambda(self._prompt_inputs)
+            | answer_prompt(settings.llm_system_role)
+            | model
+            | StrOutputParser()
+        ).with_config(run_name="advisor_generate")
+
+    def _prompt_inputs(self, x: dict) -> dict:
+        standalone = x.get("query") or ""
+        extra = f"\n(Standalone form of the question: {standalone})" if standalone and standalone != x["question"] else ""
+        return {
+            "sources": x["sources"],
+            "question": x["question"],
+            "standalone": extra,
+            "max_sentences": self.max_sentences,
+        }
+
+    def verifier(self) -> CitationVerifier:
+        """A verifier over the current index's precomputed sentence vectors."""
+        sentences = getattr(self.extractive(), "sentences", None)
+        return CitationVerifier(self.embedder, sentences)
+
+    def answer(self, question: str, query: str, query_vector, passages: list[Passage], history=None) -> Answer:
+        """The finished answer (the stream consumed)."""
+        result = None
+        for event in self.stream(question, query, query_vector, passages, history):
+            if isinstance(event, Answer):
+                result = event
+        assert result is not None
+        return result
+
+    def stream(
+        self, question: str, query: str, query_vector, passages: list[Passage], history=None
+    ) -> Iterator[str | Answer]:
+        """Yield the model's text as it streams, then the verified `Answer`."""
+        extractive = self.extractive().answer(question, query, query_vector, passages)
+        if extractive.refused:
+            yield extractive.text
+            yield replace(
+                extractive,
+                backend=self.backend,
+                fallback="not_covered: the retrieved passages do not cover the question, so the model was not asked",
+            )
+            return
+
+        inputs = {"question": question, "query": query, "passages": list(passages)}
+        parts: list[str] = []
+        failure: str | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                for delta in bounded_stream(self.generate, inputs, self.timeout):
+                    if delta:
+                        parts.append(delta)
+                        yield delta
+                failure = None if "".join(parts).strip() else "empty: the model returned an empty reply"
+            except Exception as exc:
+                failure = f"llm_unavailable: {_reason(exc)}"
+                log.warning("LLM attempt %d failed: %s", attempt + 1, failure)
+                if parts or not _retryable(exc):
+                    break  # text already shown cannot be taken back; some errors never heal
+            if failure is None or parts:
+                break
+            if attempt < self.retries:
+                time.sleep(min(0.5 * 2**attempt, 4.0))
+
+        if failure is not None:
+            yield from self._fallback(extractive, failure, UNAVAILABLE_NOTE, streamed=bool(parts))
+            return
+
+        verification = self.verifier().verify("".join(parts), passages)
+        s = self.settings
+        result = apply_policy(verification, s.verify_policy, s.verify_min_supported)
+        if result.fallback is not None:
+            yield from self._fallback(
+                extractive, result.fallback, UNSUPPORTED_NOTE, streamed=True, notes=result.notes
+            )
+            return
+        yield Answer(
+            question=question,
+            query=query,
+            text=result.text,
+            citations=result.citations,
+            passages=tuple(passages),
+            refused=verification.declined,
+            sentences=result.sentences,
+            backend=self.backend,
+            fallback=None,
+            notes=result.notes,
+        )
+
+    def _fallback(
+        self, extractive: Answer, reason: str, note: str, streamed: bool, notes: tuple[str, ...] = ()
+    ) -> Iterator[str | Answer]:
+        log.warning("returning the extractive answer: %s", reason)
+        # Streamed model text cannot be unsaid: say plainly that what follows replaces it.
+        yield (f"\n\n{note}\n\n" if streamed else "") + extractive.text
+        yield replace(extractive, backend=self.backend, fallback=reason, notes=(note, *notes))
+
+
+# ---- the whole pipeline as one LCEL runnable ------------------------------------------
+def document_to_passage(document: Document) -> Passage:
+    """A retrieved LangChain Document back into a `Passage` (see `passage_to_document`)."""
+    meta = dict(document.metadata)
+    chunk_id = meta.pop("chunk_id", None) or document.id or ""
+    rank, score = int(meta.pop("rank", 0) or 0), float(meta.pop("score", 0.0) or 0.0)
+    chunk = Chunk(id=chunk_id, doc_id=str(meta.get("source", "")), text=document.page_content, meta=meta)
+    return Passage(chunk=chunk, score=score, rank=rank)
+
+
+def build_rag_chain(answerer: LLMAnswerer, condenser, retriever, embedder) -> Runnable:
+    """condense -> retrieve (a LangChain `BaseRetriever`) -> generate -> verify, as one runnable.
+
+    Input `{"question": str, "history": list | None}`; output the verified `Answer`.
+    """
+
+    def condense(x: dict) -> str:
+        return condenser.condense(x["question"], x.get("history"))
+
+    def answer(x: dict) -> Answer:
+        passages = [document_to_passage(d) for d in x["documents"]]
+        query_vector = embedder.encode([x["query"]])[0]
+        return answerer.answer(x["question"], x["query"], query_vector, passages, x.get("history"))
+
+    return (
+        RunnablePassthrough.assign(query=RunnableLambda(condense))
+        | RunnablePassthrough.assign(documents=itemgetter("query") | retriever)
+        | RunnableLambda(answer)
+    ).with_config(run_name="advisor_rag")
+
+
+def attach_llm(advisor, model: BaseChatModel | None = None) -> None:
+    """Give an `Advisor` the configured LLM: its condenser and its answer step.
+
+    `model` overrides the configured backend (tests pass LangChain's fake chat models).
+    """
+    from advisor.llm import build_chat_model
+
+    settings = advisor.settings
+    model = model if model is not None else build_chat_model(settings)
+    if model is None:
+        advisor.llm_answerer = None
+        return
+    advisor.llm_answerer = LLMAnswerer(model, settings, advisor.embedder, lambda: advisor.extractive)
+    if settings.llm_condense:
+        advisor.condenser = LLMCondenser(model, settings.llm_timeout, RuleBasedCondenser())

@@ -1,0 +1,122 @@
+"""LLM backends: Settings -> a LangChain `BaseChatModel` (or None for the offline answerer).
+
+`ADVISOR_LLM_BACKEND` picks one, with no code change:
+
+- `extractive` (default): no model; the advisor quotes the reports.
+- `openai`: any OpenAI-compatible endpoint through langchain-openai (OpenAI, Azure OpenAI's
+  /openai/v1, vLLM, LM Studio, Ollama's /v1, llama.cpp's server): ADVISOR_LLM_BASE_URL,
+  ADVISOR_LLM_MODEL, ADVISOR_LLM_API_KEY.
+- `ollama`: a local Ollama server through langchain-ollama (ADVISOR_LLM_MODEL, optional
+  ADVISOR_LLM_BASE_URL).
+- `llamacpp`: a GGUF file run in-process by llama-cpp-python (ADVISOR_LLAMACPP_MODEL_PATH),
+  an optional extra.
+
+Every backend streams. Retries are left to the chain (`advisor.chain`), which bounds them the
+same way for every backend, so the clients themselves are built with no retries of their own.
+Nothing here counts tokens: langchain-openai's counter would fetch tiktoken's encodings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from advisor.config import Settings, force_offline
+from advisor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+BACKENDS = ("extractive", "openai", "ollama", "llamacpp")
+LOCAL_API_KEY = "not-needed"  # local OpenAI-compatible servers accept any key
+
+
+def build_chat_model(settings: Settings) -> "BaseChatModel | None":
+    """The configured chat model, or None for the extractive (offline) backend."""
+    backend = settings.llm_backend
+    if backend == "extractive":
+        return None
+    force_offline()
+    if backend == "openai":
+        return _openai(settings)
+    if backend == "ollama":
+        return _ollama(settings)
+    if backend == "llamacpp":
+        return _llamacpp(settings)
+    raise ConfigError(f"ADVISOR_LLM_BACKEND must be one of {', '.join(BACKENDS)}; got {backend!r}")
+
+
+def describe_backend(settings: Settings) -> str:
+    """A one-line description for logs and `advisor ask`: backend, model and where it runs."""
+    backend = settings.llm_backend
+    if backend == "extractive":
+        return "extractive (offline, quotes the reports)"
+    if backend == "llamacpp":
+        return f"llamacpp ({settings.llamacpp_model_path})"
+    where = settings.llm_base_url or ("https://api.openai.com/v1" if backend == "openai" else "local Ollama")
+    return f"{backend} ({settings.llm_model or 'default model'} at {where})"
+
+
+def _openai(settings: Settings) -> "BaseChatModel":
+    from langchain_openai import ChatOpenAI
+
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    if not settings.llm_base_url and not key:
+        raise ConfigError(
+            "ADVISOR_LLM_BACKEND=openai needs ADVISOR_LLM_API_KEY (or ADVISOR_LLM_BASE_URL for a "
+            "local OpenAI-compatible server)"
+        )
+    if not settings.llm_base_url and not settings.llm_model:
+        raise ConfigError("ADVISOR_LLM_BACKEND=openai needs ADVISOR_LLM_MODEL, e.g. gpt-4o-mini")
+    return ChatOpenAI(
+        model=settings.llm_model or "local",
+        base_url=settings.llm_base_url,
+        api_key=key or LOCAL_API_KEY,
+        timeout=settings.llm_timeout,
+        max_retries=0,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        streaming=True,
+        stream_usage=False,
+    )
+
+
+def _ollama(settings: Settings) -> "BaseChatModel":
+    from langchain_ollama import ChatOllama
+
+    if not settings.llm_model:
+        raise ConfigError("ADVISOR_LLM_BACKEND=ollama needs ADVISOR_LLM_MODEL, e.g. llama3.2")
+    return ChatOllama(
+        model=settings.llm_model,
+        base_url=settings.llm_base_url,
+        temperature=settings.llm_temperature,
+        num_predict=settings.llm_max_tokens,
+        client_kwargs={"timeout": settings.llm_timeout},
+    )
+
+
+def _llamacpp(settings: Settings) -> "BaseChatModel":
+    path = settings.llamacpp_model_path
+    if path is None:
+        raise ConfigError("ADVISOR_LLM_BACKEND=llamacpp needs ADVISOR_LLAMACPP_MODEL_PATH (a .gguf file)")
+    if not path.is_file():
+        raise ConfigError(f"ADVISOR_LLAMACPP_MODEL_PATH is not a file: {path}")
+    try:
+        import llama_cpp  # noqa: F401  (the optional extra)
+        from langchain_community.chat_models import ChatLlamaCpp
+    except ImportError as exc:
+        raise ConfigError(
+            "ADVISOR_LLM_BACKEND=llamacpp needs the optional llama-cpp-python package "
+            f"(pip install 'llama-cpp-python[server]'): {exc}"
+        ) from None
+    try:
+        return ChatLlamaCpp(
+            model_path=str(path),
+            n_ctx=settings.llamacpp_n_ctx,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+            streaming=True,
+            verbose=False,
+            model_kwargs={"chat_format": settings.llamacpp_chat_format} if settings.llamacpp_chat_format else {},
+        )
+    except ValueError as exc:  # ChatLlamaCpp wraps load failures in ValueError
+        raise ConfigError(f"ADVISOR_LLAMACPP_MODEL_PATH could not be loaded: {path}: {exc}") from None
