@@ -214,84 +214,13 @@ def sources(as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(table)
 
 
-@app.command("eval")
-def eval_command(
-    set_file: Path = typer.Option(..., "--set", help="A JSONL question set (eval_sets/*.jsonl)."),
-    out: Path = typer.Option(Path("eval_runs/latest"), "--out", help="Output folder (a re-run resumes)."),
-    judge: bool = typer.Option(False, "--judge", help="Also ragas' LLM metrics with a judge LLM."),
-    baseline: bool = typer.Option(False, "--baseline", help="Also the LangChain-tutorial baseline."),
-    check: bool = typer.Option(False, "--check", help="Exit non-zero below eval_sets/thresholds.toml."),
-    lenient: bool = typer.Option(False, "--lenient", help="Skip malformed lines with a warning."),
-    k: int = typer.Option(5, "-k", min=1, max=50, help="Passages per question."),
-    thresholds: Path = typer.Option(Path("eval_sets/thresholds.toml"), "--thresholds"),
-) -> None:
-    """Evaluate the advisor on a question set with ragas metrics; optionally gate on thresholds."""
-    import tomllib
-
-    from advisor import evaluation as ev
-    from advisor.eval_report import write_reports
-
-    with user_errors():
-        settings = Settings()
-        loaded = ev.load_eval_set(set_file, settings.corpus_dir, lenient=lenient)
-        for warning in loaded.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        judge_llm = ev.judge_llm_from_settings(settings) if judge else None
-        gate = None
-        if check:
-            if not thresholds.exists():
-                raise AdvisorError(f"--check needs a thresholds file; {thresholds} does not exist")
-            gate = tomllib.loads(thresholds.read_text(encoding="utf-8"))
-        advisor = _advisor(settings, quiet=True)
-        items = loaded.items
-        out.mkdir(parents=True, exist_ok=True)
-
-        def run(name: str, answer) -> dict:
-            bar = Progress(TextColumn(f"{name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
-            with bar:
-                task = bar.add_task(name, total=len(items))
-                records = ev.answer_all(items, answer, out, f"{name}.records.jsonl",
-                                        progress=lambda _item: bar.advance(task))
-            judge_metrics = ev.build_judge_metrics(judge_llm, advisor.embedder) if judge_llm else ()
-            values, skipped = ev.score(items, records, advisor.embedder, k, judge_metrics)
-            ev.write_results(out, items, records, values, f"{name}.results.jsonl" if name != "advisor" else ev.RESULTS)
-            summary = ev.summarise(items, records, values, skipped)
-            summary["skipped_lines"] = len(loaded.warnings)
-            return summary, [{**records[i.id], "kind": i.kind, "metrics": values[i.id]} for i in items]
-
-        summary, results = run("advisor", lambda q: advisor.ask(q, k=k).to_record())
-        report = {"set": str(set_file), "advisor": summary}
-        base_summary = None
-        if baseline:
-            from advisor.baseline import TutorialBaseline
-
-            tutorial = TutorialBaseline(settings.corpus_dir, settings.data_dir / "baseline", advisor.embedder, k=k)
-            base_summary, _ = run("baseline", tutorial.ask)
-            report["baseline"] = base_summary
-        (out / ev.SUMMARY).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        write_reports(out, summary, results, base_summary)
-        table = Table("metric", "advisor", *(["baseline"] if base_summary else []), "skipped")
-        for name, value in summary["metrics"].items():
-            row = [name, "-" if value is None else f"{value:.3f}"]
-            if base_summary:
-                b = base_summary["metrics"].get(name)
-                row.append("-" if b is None else f"{b:.3f}")
-            table.add_row(*row, str(summary["skipped"].get(name, 0)))
-        console.print(table)
-        console.print(f"refusal: {summary['refusal']}")
-        console.print(f"wrote {out / ev.RESULTS}, {out / ev.SUMMARY}, {out / 'report.md'}, {out / 'report.html'}")
-        if gate is not None:
-            failures = ev.check_thresholds(summary, gate)
-            for failure in failures:
-                err.print(f"[bold red]below threshold:[/] {failure}", highlight=False)
-            if failures:
-                raise typer.Exit(1)
-            console.print("All thresholds met.")
-
-
 from advisor.feedback_cli import register as _register_feedback  # noqa: E402
 
 _register_feedback(app)
+
+from advisor.eval_cli import register as _register_eval  # noqa: E402
+
+_register_eval(app)
 
 from advisor.cases_cli import register as _register_cases  # noqa: E402
 

@@ -21,7 +21,9 @@ from advisor.evaluation import (
     check_thresholds,
     citation_faithfulness,
     judge_llm_from_settings,
+    evidence_recall,
     load_eval_set,
+    quote_found,
     score,
     summarise,
 )
@@ -82,6 +84,28 @@ def test_interrupted_run_keeps_answers_and_resumes(tmp_path):
     assert calls.count("question 0") == 1 and calls.count("question 3") == 2
 
 
+def test_resume_answers_an_edited_question_again(tmp_path):
+    answers = []
+
+    def answer(question):
+        answers.append(question)
+        return {"question": question, "answer": "x", "refused": False, "passages": []}
+
+    answer_all([EvalItem(id="q1", user_input="old wording")], answer, tmp_path)
+    records = answer_all([EvalItem(id="q1", user_input="new wording")], answer, tmp_path)
+    assert records["q1"]["question"] == "new wording" and answers == ["old wording", "new wording"]
+
+
+def test_quote_matching_forgives_cleaning_but_not_other_text():
+    cleaned = "Today there are 71 centres across the UK delivering DAFNE, covering approximately 147 localities."
+    assert quote_found("Today there are 71 centres across the UK delivering DAFNE courses.", [cleaned])
+    assert quote_found("today there are 71 centres across the UK", ["Today there are 71\ncentres across the UK."])
+    assert not quote_found("Today there are 17 hospitals in Wales delivering DAFNE courses.", [cleaned])
+    assert not quote_found("KardiaMobile is marketed directly to patients.", [cleaned])
+    assert evidence_recall([QUOTE, "Lantum sells staffing software to GP practices."], [QUOTE]) == 0.5
+    assert math.isnan(evidence_recall([], [QUOTE]))
+
+
 def _record(answer_sentences, quote_in_passage=True, refused=False):
     passage = QUOTE if quote_in_passage else "Something else entirely."
     return {
@@ -120,7 +144,8 @@ def test_metrics_through_ragas_score_and_skip(built_advisor):
     assert values["hit"]["refusal_accuracy"] == 1.0 and values["oos"]["refusal_accuracy"] == 1.0
     assert values["miss"]["citation_faithfulness"] == 1.0
     assert "evidence_recall_at_k" not in values["bare"] and "refusal_accuracy" not in values["bare"]
-    assert skipped["evidence_recall_at_k"] == 2  # the refusal and the unreferenced question
+    assert skipped["evidence_recall_at_k"] == 2  # the out-of-scope and the unreferenced question
+    assert skipped["refusal_accuracy"] == 1  # the question without a kind
     assert values["hit"]["semantic_similarity"] > values["miss"]["semantic_similarity"]
     summary = summarise(items, records, values, skipped)
     assert summary["metrics"]["evidence_recall_at_k"] == 0.5
@@ -142,6 +167,26 @@ def test_judge_metrics_wrap_a_langchain_model(built_advisor, make_settings):
     assert all(m.llm.langchain_llm is fake for m in metrics)
     with pytest.raises(AdvisorError, match="ADVISOR_JUDGE_BASE_URL"):
         judge_llm_from_settings(make_settings())
+
+
+def test_a_judge_metric_scores_through_evaluate_with_a_fake_model(built_advisor):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    verdicts = {"classifications": [
+        {"statement": "It is marketed to patients.", "reason": "in the passage", "attributed": 1},
+        {"statement": "It cures strokes.", "reason": "not in the passage", "attributed": 0},
+    ]}
+    fake = FakeListChatModel(responses=[json.dumps(verdicts)])
+    recall = next(m for m in build_judge_metrics(fake, built_advisor.embedder) if m.name == "context_recall")
+    items = [
+        EvalItem(id="ref", user_input="How did KardiaMobile spread?", reference="It is marketed to patients. It cures strokes.",
+                 reference_contexts=(QUOTE,), sources=(NUFFIELD,), kind="case_study"),
+        EvalItem(id="bare", user_input="A team's own question"),
+    ]
+    records = {"ref": _record([QUOTE]), "bare": _record([QUOTE])}
+    values, skipped = score(items, records, built_advisor.embedder, k=5, judge_metrics=[recall])
+    assert values["ref"]["context_recall"] == 0.5
+    assert "context_recall" not in values["bare"] and skipped["context_recall"] == 1
 
 
 def test_cli_smoke_gate_passes_on_the_real_corpus(built_advisor, built_settings, tmp_path):
