@@ -279,6 +279,10 @@ def build_advisor(
     embedder = embedder or LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
     store = ChromaStore(settings)
     advisor = Advisor(settings, embedder, store)
+    if settings.llm_backend != "extractive":  # lazy: the offline path never imports LLM clients
+        from advisor.chain import attach_llm
+
+        attach_llm(advisor)
     if load:
         try:
             advisor.load()
