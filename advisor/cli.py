@@ -226,6 +226,10 @@ from advisor.cases_cli import register as _register_cases  # noqa: E402
 
 _register_cases(app)
 
+from advisor.slack_cli import register as _register_slack  # noqa: E402
+
+_register_slack(app)
+
 
 def main() -> None:
     """Console-script entry point."""

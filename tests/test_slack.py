@@ -1,0 +1,464 @@
+"""The Slack bot, end to end over loopback HTTP.
+
+The advisor's real bolt app (real index, model and Chroma from `built_advisor`) serves its real
+`/slack/events` endpoint on 127.0.0.1; the tests send it requests signed the way Slack signs them,
+and a local server speaking Slack's Web API (tests/slack_mock.py) records every reply it makes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from advisor.config import PROJECT_ROOT
+from advisor.feedback import FeedbackStore
+from advisor.slack import (
+    GREETING,
+    MAX_BLOCKS,
+    NO_WORDS,
+    ONLY_FILES,
+    THINKING,
+    EventDeduper,
+    SlackHttpServer,
+    build_slack_app,
+    escape_mrkdwn,
+    render_answer,
+    slack_question,
+)
+from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
+from tests.slack_mock import (
+    BOT_ID,
+    BOT_TOKEN,
+    BOT_USER,
+    SIGNING_SECRET,
+    MockSlackWebApi,
+    SlackSender,
+    direct_message,
+    mention,
+)
+
+QUESTION = "How did the Against the Odds innovators persuade late adopters?"
+ACK_SECONDS = 3.0
+
+
+@pytest.fixture
+def slack(built_advisor, make_settings, tmp_path):
+    """Mock Slack Web API + the advisor's bolt app on a loopback HTTP endpoint + a signed sender."""
+    mock = MockSlackWebApi().start()
+    settings = make_settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=mock.api_url,
+        db_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+        slack_workers=2,
+    )
+    store = FeedbackStore(settings.database_url)
+    app = build_slack_app(built_advisor, settings, store)
+    server = SlackHttpServer(app, "127.0.0.1", 0).start()
+
+    class Env:
+        pass
+
+    env = Env()
+    env.mock, env.app, env.server, env.store, env.settings = mock, app, server, store, settings
+    env.sender = SlackSender(server.url)
+    yield env
+    server.stop()
+    mock.stop()
+
+
+def _answers(env, channel: str, thread_ts: str) -> list:
+    return [c for c in env.mock.replies_in(channel, thread_ts) if c.params.get("blocks")]
+
+
+def _wait_answers(env, channel: str, thread_ts: str, n: int = 1, timeout: float = 60.0) -> list:
+    assert env.mock.wait_for(lambda m: len(_answers(env, channel, thread_ts)) >= n, timeout), (
+        f"no answer in {channel}/{thread_ts}: {[(c.method, c.params.get('text', '')[:80]) for c in env.mock.calls]}"
+    )
+    return _answers(env, channel, thread_ts)
+
+
+def _block_types(blocks: list[dict]) -> list[str]:
+    return [b["type"] for b in blocks]
+
+
+def _send_ok(status_body_time) -> None:
+    status, body, seconds = status_body_time
+    assert status == 200, body
+    assert seconds < ACK_SECONDS
+
+
+# ---------------------------------------------------------------------------------- end to end
+def test_mention_gets_threaded_answer_with_citation_blocks(slack, built_advisor):
+    event = mention(QUESTION, ts="1700000001.000100")
+    _send_ok(slack.sender.send_event(event))
+    [answer] = _wait_answers(slack, "C0GENERAL", "1700000001.000100")
+
+    # first a quick "looking" reply in the question's thread, then that reply edited into the answer
+    placeholder = slack.mock.calls_to("chat.postMessage")[0]
+    assert placeholder.params["text"] == THINKING
+    assert placeholder.params["thread_ts"] == "1700000001.000100"
+    assert answer.method == "chat.update"
+
+    blocks = answer.params["blocks"]
+    expected = built_advisor.ask(QUESTION).to_record()
+    assert not expected["refused"] and expected["citations"]
+    assert blocks[0]["type"] == "section" and "[1]" in blocks[0]["text"]["text"]
+    contexts = [b for b in blocks if b["type"] == "context"]
+    assert len(contexts) == len(expected["citations"])
+    for block, cited in zip(contexts, expected["citations"]):
+        where, quote = block["elements"][0]["text"], block["elements"][1]["text"]
+        assert where.startswith(f"*[{cited['marker']}]* {escape_mrkdwn(cited['title'])}")
+        assert escape_mrkdwn(cited["section"]) in where
+        if cited["case_study"]:
+            assert f"case study: {escape_mrkdwn(cited['case_study'])}" in where
+        assert escape_mrkdwn(cited["quote"][:100]) in quote
+    actions = blocks[-1]
+    assert actions["type"] == "actions"
+    assert [e["action_id"] for e in actions["elements"]] == ["advisor_feedback_up", "advisor_feedback_down"]
+    assert answer.params["text"].startswith(escape_mrkdwn(expected["sentences"][0]["text"][:50]))
+
+
+def test_direct_message_answered_in_its_thread_once(slack):
+    event = direct_message(QUESTION, ts="1700000002.000100")
+    _send_ok(slack.sender.send_event(event))
+    # Slack can also deliver the same DM as an app_mention (a different event id): answered once
+    _send_ok(slack.sender.send_event({**event, "type": "app_mention", "text": f"<@{BOT_USER}> {QUESTION}"}))
+    [answer] = _wait_answers(slack, "D0ASKER", "1700000002.000100")
+    assert answer.params["blocks"][0]["type"] == "section"
+    time.sleep(0.5)
+    assert len(slack.mock.calls_to("chat.postMessage")) == 1  # just the one "looking" reply
+
+
+def test_follow_up_in_thread_uses_the_threads_earlier_turns(slack):
+    root = mention(QUESTION, ts="1700000003.000100")
+    slack.mock.seed_thread("C0GENERAL", root["ts"], [root])  # Slack lists the thread's root message too
+    _send_ok(slack.sender.send_event(root))
+    _wait_answers(slack, "C0GENERAL", root["ts"])
+
+    follow_up = mention("What about in primary care?", ts="1700000003.000900", thread_ts=root["ts"])
+    _send_ok(slack.sender.send_event(follow_up))
+    answers = _wait_answers(slack, "C0GENERAL", root["ts"], n=2)
+
+    [replies] = slack.mock.calls_to("conversations.replies")
+    assert replies.params["ts"] == root["ts"] and replies.params["channel"] == "C0GENERAL"
+    answer_id = json.loads(answers[-1].params["blocks"][-1]["elements"][0]["value"])["a"]
+    record = slack.app.bot.answers.get(answer_id)
+    assert record["question"] == "What about in primary care?"
+    assert QUESTION in record["query"]  # the earlier turn made it into the searched query
+
+
+def test_thread_history_reads_people_and_this_bot_only(slack):
+    bot = slack.app.bot
+    slack.mock.seed_thread("C1", "1.0", [
+        {"ts": "1.0", "user": "U1", "text": f"<@{BOT_USER}> {QUESTION}"},
+        {"ts": "1.1", "user": BOT_USER, "bot_id": BOT_ID, "text": "Adopters were persuaded by peers [1]"},
+        {"ts": "1.2", "user": "U2", "bot_id": "BOTHER", "text": "another bot talking"},
+        {"ts": "1.3", "user": "U1", "text": "and the funding?"},
+        {"ts": "1.4", "user": "U1", "text": "this very message"},
+    ])
+    history = bot.thread_history(slack.app.client, "C1", "1.0", before_ts="1.4", bot_user_id=BOT_USER)
+    assert history == [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "Adopters were persuaded by peers [1]"},
+        {"role": "user", "content": "and the funding?"},
+    ]
+
+
+def test_slash_command_answers_privately(slack):
+    url = slack.mock.response_url("cmd1")
+    status, body, seconds = slack.sender.send_command(QUESTION, url)
+    assert status == 200 and seconds < ACK_SECONDS
+    ack = json.loads(body)
+    assert ack["response_type"] == "ephemeral" and ack["text"] == THINKING
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 60)
+    [reply] = slack.mock.calls_to("response_url")
+    assert reply.path == "/response_url/cmd1"
+    assert reply.params["response_type"] == "ephemeral"
+    assert reply.params["blocks"][0]["type"] == "section"
+    assert any(b["type"] == "context" for b in reply.params["blocks"])
+    assert not slack.mock.calls_to("chat.postMessage")  # nothing public
+
+
+def test_empty_slash_command_gets_usage(slack):
+    url = slack.mock.response_url("cmd2")
+    status, _, _ = slack.sender.send_command("  ", url)
+    assert status == 200
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 20)
+    [reply] = slack.mock.calls_to("response_url")
+    assert reply.params["response_type"] == "ephemeral" and "/advisor" in reply.params["text"]
+
+
+# ---------------------------------------------------------------------------------- security
+@pytest.mark.parametrize("case", ["wrong signature", "wrong secret", "missing signature", "stale timestamp",
+                                  "future timestamp", "body altered"])
+def test_unsigned_or_replayed_requests_are_rejected(slack, case):
+    sender = slack.sender
+    body = sender.event_body(mention(QUESTION, ts="1700000004.000100"))
+    kwargs = {}
+    if case == "wrong signature":
+        kwargs["signature"] = "v0=" + "0" * 64
+    elif case == "wrong secret":
+        sender = SlackSender(slack.server.url, signing_secret="not-the-secret")
+    elif case == "missing signature":
+        kwargs["signature"] = ""
+    elif case == "stale timestamp":  # a correctly signed request replayed 10 minutes later
+        kwargs["timestamp"] = int(time.time()) - 600
+    elif case == "future timestamp":
+        kwargs["timestamp"] = int(time.time()) + 600
+    if case == "body altered":
+        good = slack.sender.verifier.generate_signature(timestamp=str(int(time.time())), body=body)
+        status, _, _ = slack.sender.post(body.replace("persuade", "convince"), "application/json", signature=good)
+    else:
+        status, _, _ = sender.post(body, "application/json", **kwargs)
+    assert status == 401
+    time.sleep(0.3)
+    assert not slack.mock.calls_to("chat.postMessage")
+
+
+def test_url_verification_challenge_is_answered(slack):
+    body = json.dumps({"type": "url_verification", "token": "t", "challenge": "c0ffee"})
+    status, text, _ = slack.sender.post(body, "application/json")
+    assert status == 200 and "c0ffee" in text
+
+
+# ---------------------------------------------------------------------------------- delivery
+def test_retried_event_is_answered_once(slack):
+    event = mention(QUESTION, ts="1700000005.000100")
+    event_id = "Ev0RETRY01"
+    _send_ok(slack.sender.send_event(event, event_id=event_id))
+    for n in (1, 2):
+        _send_ok(slack.sender.send_event(event, event_id=event_id,
+                                         headers={"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"}))
+    _wait_answers(slack, "C0GENERAL", event["ts"])
+    time.sleep(1.0)
+    assert len(slack.mock.calls_to("chat.postMessage")) == 1
+    assert len(_answers(slack, "C0GENERAL", event["ts"])) == 1
+
+
+def test_rate_limited_reply_is_waited_out(slack):
+    slack.mock.fail_next("chat.postMessage", 429, {"Retry-After": "1"})
+    event = mention(QUESTION, ts="1700000006.000100")
+    _send_ok(slack.sender.send_event(event))
+    _wait_answers(slack, "C0GENERAL", event["ts"])
+    limited = slack.mock.calls_to("chat.postMessage", status=429)
+    posted = slack.mock.calls_to("chat.postMessage")
+    assert len(limited) == 1 and len(posted) == 1
+    assert posted[0].at - limited[0].at >= 1.0  # Retry-After honoured
+    assert posted[0].params["text"] == THINKING
+
+
+def test_slack_api_errors_are_retried_then_fall_back_and_logged(slack, caplog):
+    caplog.set_level(logging.WARNING, logger="advisor.slack")
+    slack.mock.fail_next("chat.update", 500, body={"ok": False, "error": "internal_error"}, times=3)
+    event = mention(QUESTION, ts="1700000007.000100")
+    _send_ok(slack.sender.send_event(event))
+    [answer] = _wait_answers(slack, "C0GENERAL", event["ts"])
+    assert len(slack.mock.calls_to("chat.update", status=500)) == 3  # first try + 2 bounded retries
+    assert answer.method == "chat.postMessage"  # then posted as a new reply instead of lost
+    assert any("could not edit the placeholder" in r.getMessage() for r in caplog.records)
+
+
+def test_undeliverable_answer_is_logged_not_lost_silently(slack, caplog):
+    caplog.set_level(logging.WARNING, logger="advisor.slack")
+    slack.mock.fail_next("chat.update", 200, body={"ok": False, "error": "channel_not_found"})
+    slack.mock.fail_next("chat.postMessage", 200, body={"ok": False, "error": "channel_not_found"}, times=2)
+    event = mention(QUESTION, ts="1700000008.000100")
+    slack.mock.fail_next("chat.postMessage", 200, body={"ok": False, "error": "channel_not_found"})
+    _send_ok(slack.sender.send_event(event))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("NOT DELIVERED" in r.getMessage() for r in caplog.records):
+        time.sleep(0.1)
+    lost = [r for r in caplog.records if "NOT DELIVERED" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.ERROR
+    assert QUESTION[:40] in lost[0].getMessage()
+
+
+def test_feedback_button_is_stored_in_the_shared_store(slack):
+    event = mention(QUESTION, ts="1700000009.000100")
+    _send_ok(slack.sender.send_event(event))
+    [answer] = _wait_answers(slack, "C0GENERAL", event["ts"])
+    button = answer.params["blocks"][-1]["elements"][1]  # "Not helpful"
+    _send_ok(slack.sender.send_action(button["action_id"], button["value"], slack.mock.response_url("fb1"),
+                                      message_ts=answer.params["ts"]))
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 20)
+    [thanks] = slack.mock.calls_to("response_url")
+    assert thanks.params["response_type"] == "ephemeral" and "saved" in thanks.params["text"]
+    [row] = FeedbackStore(slack.settings.database_url).list()
+    assert row.channel == "slack" and row.verdict == "down"
+    assert row.question == QUESTION and row.citations and row.answer
+    assert row.meta["slack_user"] == "U0ASKER" and row.meta["partial_record"] is False
+
+
+def test_feedback_after_restart_keeps_what_the_message_shows(slack):
+    value = json.dumps({"a": "unknown-id", "q": QUESTION})
+    _send_ok(slack.sender.send_action("advisor_feedback_up", value, slack.mock.response_url("fb2")))
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 20)
+    [row] = slack.store.list()
+    assert row.verdict == "up" and row.question == QUESTION and row.meta["partial_record"] is True
+
+
+# ---------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kind", ["empty mention", "only emoji", "unicode emoji", "huge", "file", "dm file"])
+def test_non_questions_get_a_polite_reply(slack, kind):
+    ts = "1700000010.000100"
+    if kind == "empty mention":
+        event, expected = mention("", ts=ts), GREETING
+    elif kind == "only emoji":
+        event, expected = mention(":tada: :rocket::skin-tone-2: :+1:", ts=ts), NO_WORDS
+    elif kind == "unicode emoji":
+        event, expected = mention("🎉🚀 👍🏽", ts=ts), None
+    elif kind == "huge":
+        event, expected = mention("why " * 5000, ts=ts), None
+    elif kind == "file":
+        event, expected = mention("", ts=ts, files=[{"id": "F1", "name": "plan.pdf"}]), ONLY_FILES
+    else:
+        event = direct_message("", ts=ts, subtype="file_share", files=[{"id": "F1", "name": "plan.pdf"}])
+        expected = ONLY_FILES
+    _send_ok(slack.sender.send_event(event))
+    channel = event["channel"]
+    assert slack.mock.wait_for(lambda m: m.replies_in(channel, ts), 20)
+    [reply] = slack.mock.replies_in(channel, ts)
+    text = reply.params["text"]
+    assert "blocks" not in reply.params and THINKING not in text
+    if expected:
+        assert text == escape_mrkdwn(expected)
+    elif kind == "huge":
+        assert "limit is 2,000" in text
+    else:
+        assert "in words" in text
+
+
+def test_bots_and_edits_are_ignored(slack):
+    ignored = [
+        {**direct_message(QUESTION, ts="1700000011.000100"), "bot_id": "BOTHER"},
+        {**direct_message(QUESTION, ts="1700000011.000200"), "subtype": "bot_message"},
+        {**direct_message(QUESTION, ts="1700000011.000300"), "user": BOT_USER, "bot_id": BOT_ID},
+        {**direct_message(QUESTION, ts="1700000011.000400"), "subtype": "message_changed"},
+        {**mention(QUESTION, ts="1700000011.000500"), "bot_id": "BOTHER"},
+        {**direct_message(QUESTION, ts="1700000011.000600"), "channel_type": "channel"},  # not a DM
+    ]
+    for event in ignored:
+        _send_ok(slack.sender.send_event(event))
+    sentinel = mention("", ts="1700000011.000900")  # answered quickly, after the ignored ones
+    _send_ok(slack.sender.send_event(sentinel))
+    assert slack.mock.wait_for(lambda m: m.replies_in("C0GENERAL", sentinel["ts"]), 20)
+    time.sleep(1.0)
+    posted = slack.mock.calls_to("chat.postMessage")
+    assert [c.params["thread_ts"] for c in posted] == [sentinel["ts"]]
+
+
+# ---------------------------------------------------------------------------------- rendering
+def _synthetic_answer(n_citations: int, sentence_chars: int, n_sentences: int) -> Answer:
+    passages, citations, sentences = [], [], []
+    for i in range(1, n_citations + 1):
+        chunk = Chunk(id=f"c{i}", doc_id="r.txt", text="x",
+                      meta={"title": f"Report <{i}> & co", "section": "S" * 300, "case_study": "Case & <b>",
+                            "page": i})
+        passage = Passage(chunk=chunk, score=1.0, rank=i)
+        passages.append(passage)
+        citations.append(Citation(marker=i, passage=passage, quote="Quote <script> & " + "q" * 3000))
+    for i in range(n_sentences):
+        verdict = ("supported", "unsupported", "uncited")[i % 3]
+        markers = () if verdict == "uncited" else (1 + i % max(n_citations, 1),)
+        sentences.append(AnswerSentence(text=f"Sentence {i} <&> " + "w" * sentence_chars, markers=markers,
+                                        verdict=verdict))
+    return Answer(question="q" * 2500, text=" ".join(s.text for s in sentences), citations=tuple(citations),
+                  passages=tuple(passages), sentences=tuple(sentences))
+
+
+@pytest.mark.parametrize("n_citations,sentence_chars,n_sentences", [(3, 50, 4), (60, 400, 30), (5, 5000, 3),
+                                                                      (2, 2900, 80)])
+def test_rendered_answers_stay_inside_slack_limits(n_citations, sentence_chars, n_sentences):
+    message = render_answer(_synthetic_answer(n_citations, sentence_chars, n_sentences), "a" * 16)
+    blocks = message["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    assert len(message["text"]) <= 4000
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+            assert all(len(e["text"]) <= 2000 for e in block["elements"])
+        if block["type"] == "actions":
+            assert all(len(e["value"]) <= 2000 and len(e["text"]["text"]) <= 75 for e in block["elements"])
+    text = json.dumps(blocks)
+    assert "<script>" not in text and "&lt;script&gt;" in text and "<&>" not in text
+    assert blocks[-1]["type"] == "actions"
+    contexts = [b for b in blocks if b["type"] == "context" and b["elements"][0]["text"].startswith("*[")]
+    assert len(contexts) >= min(n_citations, 10)  # evidence keeps its place in long answers
+    if n_citations > 45:
+        assert "more sources" in blocks[-2]["elements"][0]["text"]
+    if n_sentences * sentence_chars > 50 * 3000:
+        assert any("shortened" in json.dumps(b) for b in blocks)
+    if n_sentences >= 3:
+        assert "does not clearly support" in text and "no source for this sentence" in text
+
+
+def test_slack_question_strips_markup():
+    assert slack_question(f"<@{BOT_USER}> what &amp; why &lt;now&gt;?", BOT_USER) == "what & why <now>?"
+    assert slack_question("see <https://x.org/a|the report> in <#C123|general>") == "see the report in #general"
+    assert slack_question("<!here> :wave: ask <@U999|sam> about it") == "ask @sam about it"
+    assert slack_question(":tada::skin-tone-3: :+1:") == ""
+
+
+def test_deduper_remembers_for_its_ttl():
+    deduper = EventDeduper(ttl_seconds=0.2)
+    assert deduper.first_time("event:1", "message:C:1")
+    assert not deduper.first_time("event:2", "message:C:1")  # same message, another event id
+    assert not deduper.first_time("event:1")
+    time.sleep(0.3)
+    assert deduper.first_time("event:1")
+
+
+# ---------------------------------------------------------------------------------- start-up
+def test_cli_names_missing_secrets(monkeypatch):
+    from advisor.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["slack"])
+    assert result.exit_code == 2 and "SLACK_BOT_TOKEN" in result.output
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    result = runner.invoke(app, ["slack"])
+    assert result.exit_code == 2 and "SLACK_APP_TOKEN" in result.output
+    result = runner.invoke(app, ["slack", "--http"])
+    assert result.exit_code == 2 and "SLACK_SIGNING_SECRET" in result.output
+
+
+def test_build_refuses_a_token_slack_rejects(built_advisor, make_settings):
+    from advisor.errors import ConfigError
+
+    mock = MockSlackWebApi().start()
+    try:
+        settings = make_settings(slack_bot_token="xoxb-wrong", slack_signing_secret=SIGNING_SECRET,
+                                 slack_api_url=mock.api_url)
+        with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+            build_slack_app(built_advisor, settings, FeedbackStore("sqlite://"))
+    finally:
+        mock.stop()
+
+
+def test_manifest_asks_for_the_minimum():
+    manifest = yaml.safe_load((PROJECT_ROOT / "slack" / "manifest.yml").read_text(encoding="utf-8"))
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read", "chat:write", "commands", "im:history", "channels:history", "groups:history"}
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "message.im"]
+    assert manifest["features"]["slash_commands"][0]["command"] == "/advisor"
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+
+
+def test_http_server_serves_only_the_events_path(slack):
+    import urllib.error
+    import urllib.request
+
+    url = slack.server.url.replace("/slack/events", "/other")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=5)
+    assert exc.value.code == 404
+    assert isinstance(slack.server, SlackHttpServer) and slack.server.host == "127.0.0.1"
