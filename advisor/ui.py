@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -25,6 +26,9 @@ from advisor.feedback import FeedbackStore
 from advisor.types import Answer, Filters
 
 log = logging.getLogger(__name__)
+
+_TAGS = re.compile(r"<[^>]+>")
+UNEXPECTED = "Sorry, something went wrong while answering. Please try again; the problem has been logged."
 
 EXAMPLES = [
     "How did other innovators persuade late adopters to take up their product?",
@@ -47,7 +51,12 @@ CSS = """
   white-space: pre-wrap; font-size: 0.92em; line-height: 1.45; }
 .evidence mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 2px; }
 .evidence .flag { color: #b91c1c; font-weight: 600; }
-.evidence .hint { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.evidence .hint, .library .hint { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.library table { border-collapse: collapse; width: 100%; border: none !important; }
+.library th, .library td { border: none !important; border-bottom: 1px solid var(--border-color-primary) !important;
+  padding: 10px 12px; text-align: left; vertical-align: top; }
+.library th { color: var(--body-text-color-subdued); font-weight: 600; }
+.library code { font-size: 0.85em; color: var(--body-text-color-subdued); }
 sup.cite-marker { color: var(--color-accent); font-weight: 700; }
 """
 
@@ -93,6 +102,16 @@ class IndexBuilder:
     def _progress(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, total
         log.info("%s: %d/%d", stage, done, total)
+
+    def banner(self) -> str:
+        """A line for the top of the page while the index is not ready."""
+        if self.error:
+            return f"**The library could not be built:** {html.escape(self.error)}"
+        progress = f" ({self.done}/{self.total})" if self.total else ""
+        return (
+            f"**Building the library of reports** - {html.escape(self.stage.lower())}{progress}. "
+            "Questions are answered as soon as it is ready."
+        )
 
     def status(self) -> str:
         """A sentence for the chat while the index is not ready."""
@@ -178,16 +197,41 @@ def render_corpus(advisor: Advisor) -> str:
         return "<p>The library is being built.</p>"
     rows = []
     for doc in advisor.sources():
-        cases = ", ".join(html.escape(c) for c in sorted(doc.case_studies)) or "-"
+        cases = ", ".join(html.escape(c) for c in sorted(doc.case_studies)) or "<span class='hint'>none named</span>"
         rows.append(
             f"<tr><td><b>{html.escape(doc.title)}</b><br><code>{html.escape(doc.source)}</code></td>"
             f"<td>{html.escape(doc.publisher)}</td><td>{doc.year or ''}</td><td>{doc.chunks}</td>"
             f"<td>{cases}</td></tr>"
         )
     return (
+        "<div class='library'><p>The advisor answers only from these reports; a question about anything"
+        " else is declined rather than guessed.</p>"
         "<table><thead><tr><th>Report</th><th>Publisher</th><th>Year</th><th>Passages</th>"
-        "<th>Case studies</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>Case studies</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
     )
+
+
+def shown_question(question: str, limit: int = 600) -> str:
+    """The question as its chat bubble shows it: escaped (markup is text), long pastes cut."""
+    if not question:
+        return "<em>(empty question)</em>"
+    if len(question) > limit:
+        return html.escape(question[:limit]) + f"… <em>({len(question):,} characters)</em>"
+    return html.escape(question)
+
+
+def plain_history(history: list[dict[str, Any]], answers: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat as plain text for the advisor: user questions unescaped, answers without markup."""
+    plain = []
+    for i, message in enumerate(history):
+        role = message.get("role")
+        record = answers.get(str(i)) if role == "assistant" else None
+        if record:
+            text = record.get("answer", "")
+        else:
+            text = html.unescape(_TAGS.sub("", message_text(message.get("content"))))
+        plain.append({"role": role, "content": text})
+    return plain
 
 
 def _searched(answer: Answer) -> str:
@@ -214,9 +258,8 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
         question = message_text(message).strip() if message is not None else ""
         history = list(history or [])
         answers = dict(answers or {})
-        earlier = [dict(m) for m in history]
-        shown = html.escape(question) if question else "(empty question)"
-        history = history + [{"role": "user", "content": shown}]
+        earlier = plain_history(history, answers)
+        history = history + [{"role": "user", "content": shown_question(question)}]
         if not advisor.ready:
             history.append({"role": "assistant", "content": builder.status()})
             yield history, render_evidence(None), "", answers, ""
@@ -231,8 +274,13 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                 streamed += event
                 partial = history + [{"role": "assistant", "content": html.escape(streamed)}]
                 yield partial, gr.skip(), gr.skip(), answers, ""
-        except AdvisorError as exc:
+        except AdvisorError as exc:  # a bad question, a missing index, an LLM that is down
             history.append({"role": "assistant", "content": html.escape(str(exc))})
+            yield history, gr.skip(), "", answers, ""
+            return
+        except Exception:  # the edge: one user's failure must not take the page down
+            log.exception("answering %r failed", question[:200])
+            history.append({"role": "assistant", "content": UNEXPECTED})
             yield history, gr.skip(), "", answers, ""
             return
         history.append({"role": "assistant", "content": render_answer_markdown(answer)})
@@ -240,16 +288,24 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
         answers["latest"] = answer.to_record()
         yield history, render_evidence(answer), _searched(answer), answers, ""
 
-    def store_feedback(verdict: str, comment: str, answers: dict, record: dict | None = None) -> str:
-        record = record or (answers or {}).get("latest")
+    def store_feedback(verdict: str, comment: str, record: dict | None):
         if not record:
-            return "Ask a question first: feedback is about an answer."
+            return "Ask a question first: feedback is about an answer.", gr.skip()
         feedback_id = feedback.record("web", record["question"], record, verdict, comment or "")
-        return f"Thank you: feedback #{feedback_id} saved ({'helpful' if verdict == 'up' else 'not helpful'})."
+        label = "helpful" if verdict == "up" else "not helpful"
+        return f"Thank you: feedback #{feedback_id} saved ({label}).", ""
+
+    def on_latest(verdict: str):
+        return lambda comment, answers: store_feedback(verdict, comment, (answers or {}).get("latest"))
 
     def on_like(data: gr.LikeData, comment: str, answers: dict):
-        record = (answers or {}).get(str(data.index if not isinstance(data.index, list) else data.index[0]))
-        return store_feedback("up" if data.liked else "down", comment, answers, record)
+        if not isinstance(data.liked, bool):  # a thumb clicked off again: nothing to store
+            return gr.skip(), gr.skip()
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        record = (answers or {}).get(str(index))
+        if record is None:
+            return "Only answers can be rated; this message is not one.", gr.skip()
+        return store_feedback("up" if data.liked else "down", comment, record)
 
     on_like.__annotations__["data"] = gr.LikeData  # gradio reads the type, not its name
 
@@ -258,7 +314,13 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
 
     def refresh():
         docs, cases = filter_choices()
-        return gr.update(choices=docs), gr.update(choices=cases), render_corpus(advisor)
+        banner = "" if advisor.ready else builder.banner()
+        return gr.update(choices=docs), gr.update(choices=cases), render_corpus(advisor), banner
+
+    def poll_build():
+        if advisor.ready:  # built: fill the filters and the library, stop polling
+            return (*refresh(), gr.Timer(active=False))
+        return gr.skip(), gr.skip(), gr.skip(), builder.banner(), gr.skip()
 
     with gr.Blocks(title="Spread Advisor", analytics_enabled=False, fill_height=True) as demo:
         answers = gr.State({})
@@ -266,6 +328,8 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
             "## Spread Advisor\nEvidence-based answers on scaling and spreading innovation in the NHS, "
             "quoted from five public reports. Every sentence cites the passage it comes from."
         )
+        build_status = gr.Markdown("" if advisor.ready else builder.banner(), elem_id="build-status")
+        build_timer = gr.Timer(2, active=not advisor.ready)
         with gr.Tab("Ask"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
@@ -275,6 +339,7 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                         sanitize_html=True,
                         render_markdown=True,
                         feedback_options=("Like", "Dislike"),
+                        buttons=["copy", "copy_all"],  # no "share" (it posts to an outside site)
                         elem_id="chat",
                     )
                     searched = gr.Markdown(elem_id="searched")
@@ -298,7 +363,13 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                     gr.Markdown("### Evidence")
                     evidence = gr.HTML(render_evidence(None), elem_id="evidence")
                     with gr.Group():
-                        comment = gr.Textbox(label="Comment on the latest answer (optional)", lines=2, elem_id="comment")
+                        comment = gr.Textbox(
+                            label="Comment (optional), sent with your rating",
+                            placeholder="What was missing or wrong? Rate with the thumbs under an answer, "
+                            "or the buttons below for the latest one.",
+                            lines=2,
+                            elem_id="comment",
+                        )
                         with gr.Row():
                             up = gr.Button("Helpful", size="sm", elem_id="feedback-up")
                             down = gr.Button("Not helpful", size="sm", elem_id="feedback-down")
@@ -312,11 +383,15 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
         question.submit(respond, inputs, outputs, api_name=False)
         clear.click(new_conversation, None, [chatbot, evidence, searched, answers, question, feedback_status],
                     api_name="new_conversation")
-        up.click(lambda c, a: store_feedback("up", c, a), [comment, answers], feedback_status, api_name="feedback_up")
-        down.click(lambda c, a: store_feedback("down", c, a), [comment, answers], feedback_status,
-                   api_name="feedback_down")
-        chatbot.like(on_like, [comment, answers], feedback_status, api_name=False)
-        demo.load(refresh, None, [doc_filter, case_filter, corpus], api_name=False)
+        rated = [feedback_status, comment]
+        up.click(on_latest("up"), [comment, answers], rated, api_name="feedback_up")
+        down.click(on_latest("down"), [comment, answers], rated, api_name="feedback_down")
+        chatbot.like(on_like, [comment, answers], rated, api_name=False)
+        chatbot.clear(new_conversation, None, [chatbot, evidence, searched, answers, question, feedback_status],
+                      api_name=False)
+        demo.load(refresh, None, [doc_filter, case_filter, corpus, build_status], api_name=False)
+        build_timer.tick(poll_build, None, [doc_filter, case_filter, corpus, build_status, build_timer],
+                         api_name=False, show_progress="hidden")
     return demo
 
 
@@ -337,6 +412,7 @@ def serve(demo, settings: Settings, *, port: int | None = None, block: bool = Tr
         theme=theme,
         css=CSS,
         ssr_mode=False,
+        footer_links=["api", "settings"],
         prevent_thread_lock=not block,
         quiet=not block,
         inbrowser=False,

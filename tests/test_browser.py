@@ -24,22 +24,23 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def page_url(built_advisor, built_settings, tmp_path_factory):
+def served(built_advisor, built_settings, tmp_path_factory):
     feedback = FeedbackStore(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'feedback.sqlite3'}")
     port = free_port()
     demo = build_ui(built_advisor, built_settings, feedback)
     serve(demo, built_settings, port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}/", feedback
     demo.close()
 
 
-def test_ask_open_a_citation_and_follow_up(page_url, output_dir):
+def test_ask_open_a_citation_and_follow_up(served, output_dir):
     from playwright.sync_api import expect, sync_playwright
 
     requests: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
         try:
+            page_url, feedback = served
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("request", lambda r: requests.append(r.url))
             page.goto(page_url, wait_until="load")
@@ -61,6 +62,13 @@ def test_ask_open_a_citation_and_follow_up(page_url, output_dir):
             assert quote and quote in passage.inner_text()
             page.screenshot(path=str(output_dir / "answer-with-citation.png"), full_page=True)
 
+            page.locator("#comment textarea").fill("Too general for my case")
+            page.locator("#chat").get_by_role("button", name="Dislike").last.click()  # thumbs down
+            expect(page.locator("#feedback-status")).to_contain_text("saved", timeout=30_000)
+            stored = feedback.list()[-1]
+            assert (stored.verdict, stored.comment) == ("down", "Too general for my case")
+            assert stored.question.startswith("How did innovators persuade") and stored.citations
+
             question.fill("What about in primary care?")
             page.locator("#send").click()
             expect(page.locator("#searched")).to_contain_text("Searched for:", timeout=60_000)
@@ -74,6 +82,11 @@ def test_ask_open_a_citation_and_follow_up(page_url, output_dir):
             page.locator("#send").click()
             expect(page.locator("#chat")).to_contain_text("<b>bold</b>", timeout=60_000)
             assert dialogs == []  # the markup was shown as text, never run
+
+            page.get_by_role("tab", name="Library").click()
+            expect(page.locator("#library tbody tr")).to_have_count(5)
+            expect(page.locator("#library")).to_contain_text("KardiaMobile")
+            page.screenshot(path=str(output_dir / "library.png"), full_page=True)
         finally:
             browser.close()
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from advisor.feedback import FeedbackStore
-from advisor.ui import build_ui, parse_auth, render_answer_markdown, serve
+from advisor.ui import build_ui, parse_auth, plain_history, render_answer_markdown, serve, shown_question
 from tests.conftest import free_port
 
 
@@ -68,8 +68,8 @@ def test_feedback_is_stored_and_read_back(client, ui):
     _, feedback = ui
     before = len(feedback.list())
     client.predict("What role do clinical champions play?", [], [], [], api_name="/ask")
-    status = client.predict("Useful, but cite costs too", api_name="/feedback_down")
-    assert "saved" in status
+    status, comment = client.predict("Useful, but cite costs too", api_name="/feedback_down")
+    assert "saved" in status and comment == ""
     items = feedback.list()
     assert len(items) == before + 1
     item = items[-1]
@@ -111,6 +111,7 @@ def test_question_while_the_index_is_building(make_settings, tmp_path, built_adv
         demo.close()
     reply = _text(history[-1])
     assert "still building" in reply and "40/450" in reply
+    assert "40/450" in builder.banner()  # the line at the top of the page
 
 
 def test_auth_pairs_are_parsed_and_malformed_ones_refused():
@@ -136,3 +137,26 @@ def test_nothing_outside_the_app_is_served(ui):
         response = httpx.get(url + path, timeout=10)
         assert response.status_code in (403, 404), (path, response.status_code)
         assert "root:" not in response.text
+
+
+def test_long_pastes_are_cut_in_the_bubble_and_markup_escaped():
+    assert shown_question("<b>hi</b> & more") == "&lt;b&gt;hi&lt;/b&gt; &amp; more"
+    shown = shown_question("y" * 100_000)
+    assert len(shown) < 1000 and "100,000 characters" in shown
+    assert "empty" in shown_question("")
+
+
+def test_the_advisor_gets_the_conversation_as_plain_text():
+    history = [
+        {"role": "user", "content": "R&amp;D &lt;costs&gt;?"},
+        {"role": "assistant", "content": "Costs rose.<sup class='cite-marker'>[1]</sup>"},
+        {"role": "user", "content": [{"type": "text", "text": "And <em>staff</em>?"}]},
+        {"role": "assistant", "content": "The advisor is still building its library."},
+    ]
+    answers = {"1": {"answer": "Costs rose. [1]"}}
+    assert plain_history(history, answers) == [
+        {"role": "user", "content": "R&D <costs>?"},
+        {"role": "assistant", "content": "Costs rose. [1]"},
+        {"role": "user", "content": "And staff?"},
+        {"role": "assistant", "content": "The advisor is still building its library."},
+    ]
