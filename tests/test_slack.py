@@ -462,3 +462,19 @@ def test_http_server_serves_only_the_events_path(slack):
         urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=5)
     assert exc.value.code == 404
     assert isinstance(slack.server, SlackHttpServer) and slack.server.host == "127.0.0.1"
+
+
+def test_socket_mode_app_needs_no_signing_secret_and_answers(built_advisor, make_settings, tmp_path):
+    """Socket Mode: events arrive over Slack's WebSocket unsigned; the same listeners answer them."""
+    from slack_bolt.request import BoltRequest
+
+    mock = MockSlackWebApi().start()
+    try:
+        settings = make_settings(slack_bot_token=BOT_TOKEN, slack_api_url=mock.api_url)
+        app = build_slack_app(built_advisor, settings, FeedbackStore("sqlite://"), socket_mode=True)
+        body = json.loads(SlackSender("http://unused").event_body(mention(QUESTION, ts="1700000012.000100")))
+        response = app.dispatch(BoltRequest(body=body, mode="socket_mode"))
+        assert response.status == 200
+        assert mock.wait_for(lambda m: any(c.params.get("blocks") for c in m.replies_in("C0GENERAL", "1700000012.000100")), 60)
+    finally:
+        mock.stop()
