@@ -443,7 +443,8 @@ _FILLER = frozenset(
     succeed succeeded successful successfully work worked achieve achieved make made their
     tagged type category categories show all total altogether overall cited examples national
     faced face faces facing met meet hit encountered around related regarding relating due
-    because common most kinds innovators innovator people""".split()
+    because common most kinds innovators innovator people set up create created creating
+    establish established start started become became build built went go take took""".split()
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 
@@ -689,9 +690,14 @@ class CaseCatalogue:
         else:
             head = f"The catalogue holds {len(matched)} case studies:"
         builder.intro(head, matched)
-        for case in matched:
-            _list_row(builder, case, query)
-        return builder.build(f"Answered from the case-study catalogue ({len(matched)} cases matched).")
+        uncited = [case.name for case in matched if not _list_row(builder, case, query)]
+        note = f"Answered from the case-study catalogue ({len(matched)} cases matched)."
+        if uncited:
+            note += (
+                f" Not shown because the current index does not hold their quotes (run `advisor ingest`): "
+                f"{', '.join(uncited)}."
+            )
+        return builder.build(note)
 
     def _anchor(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
         """(case name, quote) -> the indexed chunk holding the quote, for this index generation."""
@@ -804,7 +810,7 @@ def _quote(e: Evidence, limit: int = 160) -> str:
     return f"“{q}”"
 
 
-def _list_row(builder: _AnswerBuilder, case: CaseStudy, query: CaseQuery) -> None:
+def _list_row(builder: _AnswerBuilder, case: CaseStudy, query: CaseQuery) -> bool:
     cited: list[tuple[CaseStudy, Evidence]] = []
     parts = []
     for f, values in query.tags.items():
@@ -816,7 +822,7 @@ def _list_row(builder: _AnswerBuilder, case: CaseStudy, query: CaseQuery) -> Non
         e = case.evidence_for("description")[0]
         cited.append((case, e))
         parts.append(e.value)
-    builder.row(f"{case.name} ({case.report}) — " + "; ".join(parts), cited)
+    return builder.row(f"{case.name} ({case.report}) — " + "; ".join(parts), cited)
 
 
 def _compare_rows(builder: _AnswerBuilder, case: CaseStudy) -> None:
