@@ -10,4 +10,5 @@ from advisor.ui import launch
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every loopback request
     launch()

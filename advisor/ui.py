@@ -28,6 +28,12 @@ from advisor.types import Answer, Filters
 log = logging.getLogger(__name__)
 
 _TAGS = re.compile(r"<[^>]+>")
+
+
+def _escape(text: str) -> str:
+    """Text as HTML text (never markup); quotes stay as they are, so copied text reads right."""
+    return html.escape(text, quote=False)
+
 UNEXPECTED = "Sorry, something went wrong while answering. Please try again; the problem has been logged."
 
 EXAMPLES = [
@@ -57,6 +63,7 @@ CSS = """
   padding: 10px 12px; text-align: left; vertical-align: top; }
 .library th { color: var(--body-text-color-subdued); font-weight: 600; }
 .library code { font-size: 0.85em; color: var(--body-text-color-subdued); }
+#feedback-status { padding: 0 10px; }
 sup.cite-marker { color: var(--color-accent); font-weight: 700; }
 """
 
@@ -106,10 +113,10 @@ class IndexBuilder:
     def banner(self) -> str:
         """A line for the top of the page while the index is not ready."""
         if self.error:
-            return f"**The library could not be built:** {html.escape(self.error)}"
+            return f"**The library could not be built:** {_escape(self.error)}"
         progress = f" ({self.done}/{self.total})" if self.total else ""
         return (
-            f"**Building the library of reports** - {html.escape(self.stage.lower())}{progress}. "
+            f"**Building the library of reports** - {_escape(self.stage.lower())}{progress}. "
             "Questions are answered as soon as it is ready."
         )
 
@@ -128,27 +135,27 @@ class IndexBuilder:
 def render_answer_markdown(answer: Answer) -> str:
     """The answer for the chat bubble: each sentence with its citation markers."""
     if answer.refused or not answer.sentences:
-        body = html.escape(answer.text)
+        body = _escape(answer.text)
     else:
         parts = []
         for sentence in answer.sentences:
             markers = "".join(f"<sup class='cite-marker'>[{m}]</sup>" for m in sentence.markers)
-            text = html.escape(sentence.text)
+            text = _escape(sentence.text)
             if sentence.verdict != "supported":
                 text = f"{text} <em>({sentence.verdict})</em>"
             parts.append(f"{text}{markers}")
         body = " ".join(parts)
-    notes = "".join(f"\n\n<em>{html.escape(n)}</em>" for n in answer.notes)
+    notes = "".join(f"\n\n<em>{_escape(n)}</em>" for n in answer.notes)
     return body + notes
 
 
 def _highlight(passage: str, quote: str) -> str:
     start = passage.find(quote)
     if start < 0:
-        return html.escape(passage)
+        return _escape(passage)
     end = start + len(quote)
     return (
-        html.escape(passage[:start]) + "<mark>" + html.escape(quote) + "</mark>" + html.escape(passage[end:])
+        _escape(passage[:start]) + "<mark>" + _escape(quote) + "</mark>" + _escape(passage[end:])
     )
 
 
@@ -160,15 +167,15 @@ def render_evidence(answer: Answer | None) -> str:
     if answer.citations:
         for citation in answer.citations:
             r = citation.to_record()
-            where = " › ".join(html.escape(x) for x in (r["section"], r["case_study"]) if x)
-            meta = " · ".join(html.escape(str(x)) for x in (r["publisher"], r["year"]) if x)
+            where = " › ".join(_escape(x) for x in (r["section"], r["case_study"]) if x)
+            meta = " · ".join(_escape(str(x)) for x in (r["publisher"], r["year"]) if x)
             page = f" · p. {r['page']}" if r.get("page") else ""
             cards.append(
                 f"<details class='cite' id='cite-{citation.marker}'>"
                 f"<summary><span class='marker'>[{citation.marker}]</span> "
-                f"<b>{html.escape(r['title'])}</b><br><span class='where'>{meta}{page}"
+                f"<b>{_escape(r['title'])}</b><br><span class='where'>{meta}{page}"
                 f"{' · ' + where if where else ''}</span>"
-                f"<div class='quote'>“{html.escape(citation.quote)}”</div></summary>"
+                f"<div class='quote'>“{_escape(citation.quote)}”</div></summary>"
                 f"<div class='passage'>{_highlight(citation.passage.chunk.text, citation.quote)}</div>"
                 "</details>"
             )
@@ -177,16 +184,18 @@ def render_evidence(answer: Answer | None) -> str:
         header = "<p class='hint'>No passage answers this closely enough. The closest ones:</p>"
         for p in answer.passages[:3]:
             c = p.chunk
-            where = " › ".join(html.escape(x) for x in (c.section, c.case_study) if x)
+            where = " · ".join(
+                _escape(str(x)) for x in (c.meta.get("publisher"), c.meta.get("year"), c.section, c.case_study) if x
+            )
             cards.append(
-                f"<details class='cite'><summary><b>{html.escape(c.title)}</b><br>"
+                f"<details class='cite'><summary><b>{_escape(c.title)}</b><br>"
                 f"<span class='where'>{where}</span></summary>"
-                f"<div class='passage'>{html.escape(c.text)}</div></details>"
+                f"<div class='passage'>{_escape(c.text)}</div></details>"
             )
     flags = [s for s in answer.sentences if s.verdict != "supported"]
     if flags:
         header += "".join(
-            f"<p class='flag'>Not supported by its sources ({s.verdict}): {html.escape(s.text)}</p>" for s in flags
+            f"<p class='flag'>Not supported by its sources ({s.verdict}): {_escape(s.text)}</p>" for s in flags
         )
     return "<div class='evidence'>" + header + "".join(cards) + "</div>"
 
@@ -197,10 +206,10 @@ def render_corpus(advisor: Advisor) -> str:
         return "<p>The library is being built.</p>"
     rows = []
     for doc in advisor.sources():
-        cases = ", ".join(html.escape(c) for c in sorted(doc.case_studies)) or "<span class='hint'>none named</span>"
+        cases = ", ".join(_escape(c) for c in sorted(doc.case_studies)) or "<span class='hint'>none named</span>"
         rows.append(
-            f"<tr><td><b>{html.escape(doc.title)}</b><br><code>{html.escape(doc.source)}</code></td>"
-            f"<td>{html.escape(doc.publisher)}</td><td>{doc.year or ''}</td><td>{doc.chunks}</td>"
+            f"<tr><td><b>{_escape(doc.title)}</b><br><code>{_escape(doc.source)}</code></td>"
+            f"<td>{_escape(doc.publisher)}</td><td>{doc.year or ''}</td><td>{doc.chunks}</td>"
             f"<td>{cases}</td></tr>"
         )
     return (
@@ -216,8 +225,8 @@ def shown_question(question: str, limit: int = 600) -> str:
     if not question:
         return "<em>(empty question)</em>"
     if len(question) > limit:
-        return html.escape(question[:limit]) + f"… <em>({len(question):,} characters)</em>"
-    return html.escape(question)
+        return _escape(question[:limit]) + f"… <em>({len(question):,} characters)</em>"
+    return _escape(question)
 
 
 def plain_history(history: list[dict[str, Any]], answers: dict[str, Any]) -> list[dict[str, str]]:
@@ -236,7 +245,7 @@ def plain_history(history: list[dict[str, Any]], answers: dict[str, Any]) -> lis
 
 def _searched(answer: Answer) -> str:
     if answer.query and answer.query != answer.question:
-        return f"**Searched for:** {html.escape(answer.query)}"
+        return f"**Searched for:** {_escape(answer.query)}"
     return ""
 
 
@@ -264,6 +273,7 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
             history.append({"role": "assistant", "content": builder.status()})
             yield history, render_evidence(None), "", answers, ""
             return
+        yield history, gr.skip(), "", answers, ""  # the question shows at once, the box empties
         filters = Filters(sources=tuple(sources or ()), case_studies=tuple(cases or ()))
         streamed = ""
         try:
@@ -272,10 +282,10 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                     answer = event
                     break
                 streamed += event
-                partial = history + [{"role": "assistant", "content": html.escape(streamed)}]
+                partial = history + [{"role": "assistant", "content": _escape(streamed)}]
                 yield partial, gr.skip(), gr.skip(), answers, ""
         except AdvisorError as exc:  # a bad question, a missing index, an LLM that is down
-            history.append({"role": "assistant", "content": html.escape(str(exc))})
+            history.append({"role": "assistant", "content": _escape(str(exc))})
             yield history, gr.skip(), "", answers, ""
             return
         except Exception:  # the edge: one user's failure must not take the page down
@@ -335,6 +345,7 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(
                         label="Conversation",
+                        show_label=False,  # the floating label covers the first line when scrolled
                         height=520,
                         sanitize_html=True,
                         render_markdown=True,
@@ -413,10 +424,13 @@ def serve(demo, settings: Settings, *, port: int | None = None, block: bool = Tr
         css=CSS,
         ssr_mode=False,
         footer_links=["api", "settings"],
-        prevent_thread_lock=not block,
-        quiet=not block,
+        prevent_thread_lock=True,
+        quiet=True,  # gradio's banner suggests share=True, which this app never uses
         inbrowser=False,
     )
+    if block:
+        log.info("Spread Advisor is open at %s (Ctrl+C to stop)", demo.local_url)
+        demo.block_thread()
     return demo
 
 
