@@ -38,7 +38,7 @@ def eval_command(
         # everything that can be wrong with the inputs fails here, before any model loads
         loaded = ev.load_eval_set(set_file, settings.corpus_dir, lenient=lenient)
         for warning in loaded.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         if loaded.warnings:
             err.print(f"[yellow]{len(loaded.warnings)} line(s) skipped[/] (--lenient)", highlight=False)
         judge_llm = ev.judge_llm_from_settings(settings) if judge else None
@@ -94,7 +94,7 @@ def eval_command(
         if gate is not None:
             failures = ev.check_thresholds(summary, gate)
             for failure in failures:
-                err.print(f"[bold red]below threshold:[/] {failure}", highlight=False)
+                err.print(f"[bold red]below threshold:[/] {failure}", highlight=False, soft_wrap=True)
             if failures:
                 raise typer.Exit(1)
             console.print("All thresholds met.")

@@ -24,7 +24,7 @@ def _fmt(value) -> str:
 def _bars(rows: list[tuple[str, float | None]], width: int = 420) -> str:
     """A horizontal bar chart of values in [0, 1] as inline SVG."""
     height = 22 * len(rows) + 10
-    parts = [f"<svg width='{width + 260}' height='{height}' role='img'>"]
+    parts = [f"<svg width='{width + 300}' height='{height}' role='img'>"]
     for i, (label, value) in enumerate(rows):
         y = 5 + 22 * i
         v = value or 0.0
@@ -34,6 +34,30 @@ def _bars(rows: list[tuple[str, float | None]], width: int = 420) -> str:
         parts.append(f"<text x='{width + 255}' y='{y + 13}' font-size='12'>{_fmt(value)}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _paired_bars(rows: list[tuple[str, float | None, float | None]], width: int = 360) -> str:
+    """Advisor (dark) and baseline (light) side by side per label, values in [0, 1], inline SVG."""
+    height = 40 * len(rows) + 30
+    parts = [f"<svg width='{width + 300}' height='{height}' role='img'>",
+             "<rect x='250' y='2' width='12' height='10' fill='#4f46e5'/><text x='266' y='11' font-size='11'>advisor</text>",
+             "<rect x='330' y='2' width='12' height='10' fill='#f59e0b'/><text x='346' y='11' font-size='11'>baseline</text>"]
+    for i, (label, ours, theirs) in enumerate(rows):
+        y = 22 + 40 * i
+        parts.append(f"<text x='0' y='{y + 20}' font-size='12'>{html.escape(label[:38])}</text>")
+        for j, (value, colour) in enumerate(((ours, "#4f46e5"), (theirs, "#f59e0b"))):
+            yy = y + 17 * j
+            parts.append(f"<rect x='250' y='{yy}' width='{width}' height='14' fill='#f3f4f6'/>")
+            parts.append(f"<rect x='250' y='{yy}' width='{width * (value or 0.0):.1f}' height='14' fill='{colour}'/>")
+            parts.append(f"<text x='{width + 255}' y='{yy + 12}' font-size='11'>{_fmt(value)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _refusal_line(refusal: dict) -> str:
+    return (f"Refused {refusal['refused_out_of_scope']} of {refusal['out_of_scope']} out-of-scope questions "
+            f"(accuracy {_fmt(refusal['refusal_accuracy_out_of_scope'])}); false refusals "
+            f"{refusal['false_refusals']} of {refusal['in_scope']} in-scope (rate {_fmt(refusal['false_refusal_rate'])}).")
 
 
 def _histogram(values: list[float], bins: int = 10, width: int = 300, height: int = 80) -> str:
@@ -64,7 +88,7 @@ def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: d
     """Write report.md and report.html next to summary.json."""
     metrics = summary["metrics"]
     names = [m for m in HEADLINE if m in metrics] + sorted(set(metrics) - set(HEADLINE))
-    md = [f"# Evaluation report\n\n{summary['n']} questions. Refusal: {json.dumps(summary['refusal'])}\n",
+    md = [f"# Evaluation report\n\n{summary['n']} questions. {_refusal_line(summary['refusal'])}\n",
           "| metric | advisor | baseline | skipped rows |", "|---|---|---|---|"]
     for m in names:
         b = baseline["metrics"].get(m) if baseline else None
@@ -74,6 +98,14 @@ def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: d
     md.append("|---|---|" + "---|" * len(names))
     for kind, row in summary["by_kind"].items():
         md.append(f"| {kind} | {row['n']} | " + " | ".join(_fmt(row.get(m)) for m in names) + " |")
+    if baseline:
+        md.append("\n## Advisor vs baseline by kind and report (evidence recall@k)\n")
+        md.append("| group | n | advisor | baseline |")
+        md.append("|---|---|---|---|")
+        for groups, base_groups in ((summary["by_kind"], baseline["by_kind"]), (summary["by_report"], baseline["by_report"])):
+            for key, row in groups.items():
+                b = base_groups.get(key, {}).get("evidence_recall_at_k")
+                md.append(f"| {key} | {row['n']} | {_fmt(row.get('evidence_recall_at_k'))} | {_fmt(b)} |")
     md.append("\n## By report\n")
     md.append("| report | n | " + " | ".join(names) + " |")
     md.append("|---|---|" + "---|" * len(names))
@@ -89,11 +121,16 @@ def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: d
 
     rows = [(m, metrics[m]) for m in names]
     sections = [f"<h1>Evaluation report</h1><p>{summary['n']} questions; latency p50 "
-                f"{summary.get('latency_ms_p50')} ms. Refusal: {html.escape(json.dumps(summary['refusal']))}</p>",
+                f"{summary.get('latency_ms_p50')} ms. {html.escape(_refusal_line(summary['refusal']))}</p>",
                 "<h2>Metrics (advisor)</h2>", _bars(rows)]
     if baseline:
-        sections += ["<h2>Baseline (LangChain tutorial RAG)</h2>",
-                     _bars([(m, baseline["metrics"].get(m)) for m in names])]
+        sections += ["<h2>Advisor vs baseline (LangChain tutorial RAG), same questions</h2>",
+                     _paired_bars([(m, metrics[m], baseline["metrics"].get(m)) for m in names]),
+                     "<h3>Evidence recall@k by kind and report</h3>",
+                     _paired_bars([(key, row.get("evidence_recall_at_k"), base.get(key, {}).get("evidence_recall_at_k"))
+                                   for groups, base in ((summary["by_kind"], baseline["by_kind"]),
+                                                        (summary["by_report"], baseline["by_report"]))
+                                   for key, row in groups.items()])]
     sections.append("<h2>Distributions</h2>")
     for m in names:
         vals = [r["metrics"][m] for r in results if r.get("metrics", {}).get(m) is not None]

@@ -189,12 +189,16 @@ def test_a_judge_metric_scores_through_evaluate_with_a_fake_model(built_advisor)
     assert "context_recall" not in values["bare"] and skipped["context_recall"] == 1
 
 
-def test_cli_smoke_gate_passes_on_the_real_corpus(built_advisor, built_settings, tmp_path):
+def test_cli_smoke_gate_passes_and_fails_below_thresholds(built_advisor, built_settings, tmp_path):
     env = {**os.environ, "ADVISOR_DATA_DIR": str(built_settings.data_dir), "ADVISOR_CORPUS_DIR": str(CORPUS)}
     out = tmp_path / "run"
-    cmd = [str(Path(sys.executable).with_name("advisor")), "eval", "--set", str(PROJECT_ROOT / "eval_sets/smoke.jsonl"),
-           "--out", str(out), "--check", "--thresholds", str(PROJECT_ROOT / "eval_sets/thresholds.toml")]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    def gate(thresholds: Path) -> subprocess.CompletedProcess:
+        cmd = [str(Path(sys.executable).with_name("advisor")), "eval", "--set", str(PROJECT_ROOT / "eval_sets/smoke.jsonl"),
+               "--out", str(out), "--check", "--thresholds", str(thresholds)]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    result = gate(PROJECT_ROOT / "eval_sets/thresholds.toml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All thresholds met." in result.stdout
     summary = json.loads((out / "summary.json").read_text())["advisor"]
@@ -202,13 +206,27 @@ def test_cli_smoke_gate_passes_on_the_real_corpus(built_advisor, built_settings,
     assert (out / "report.html").read_text().startswith("<!doctype html>")
     assert len((out / "results.jsonl").read_text().splitlines()) == summary["n"]
 
-
-def test_gate_fails_below_thresholds(built_advisor, built_settings, tmp_path):
     strict = tmp_path / "strict.toml"
     strict.write_text('[min]\n"metrics.evidence_recall_at_k" = 1.01\n')
-    env = {**os.environ, "ADVISOR_DATA_DIR": str(built_settings.data_dir), "ADVISOR_CORPUS_DIR": str(CORPUS)}
-    cmd = [str(Path(sys.executable).with_name("advisor")), "eval", "--set", str(PROJECT_ROOT / "eval_sets/smoke.jsonl"),
-           "--out", str(tmp_path / "run"), "--check", "--thresholds", str(strict)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    result = gate(strict)  # the same --out: every answer is resumed, only scoring runs again
     assert result.returncode == 1
-    assert "below the threshold 1.01" in result.stderr
+    assert "below the threshold 1.01" in " ".join(result.stderr.split())
+    assert len((out / "advisor.records.jsonl").read_text().splitlines()) == summary["n"]
+
+
+def test_cli_stops_on_a_bad_set_or_a_missing_judge_before_loading_anything(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from advisor import cli
+
+    monkeypatch.setenv("ADVISOR_CORPUS_DIR", str(CORPUS))
+    monkeypatch.setenv("ADVISOR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli, "_advisor", lambda *a, **kw: pytest.fail("the advisor must not be loaded"))
+    bad = _write(tmp_path, [GOOD, {"id": "b", "user_input": "q", "kind": "trivia"}])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli.app, ["eval", "--set", str(bad), "--out", str(out)])
+    assert result.exit_code == 2
+    assert f"{bad}:2:" in " ".join(result.output.split()) and not out.exists()
+    good = _write(tmp_path, [GOOD])
+    result = CliRunner().invoke(cli.app, ["eval", "--set", str(good), "--out", str(out), "--judge"])
+    assert result.exit_code == 2 and "ADVISOR_JUDGE_BASE_URL" in " ".join(result.output.split())
