@@ -16,6 +16,9 @@ Slack event --verify/dedupe--> ack (< 3 s) --lazy--> Advisor.ask --render--> Blo
 - Web API calls wait out HTTP 429 (Retry-After) and retry 5xx/connection errors a bounded number
   of times; a reply that still fails is logged with its channel and question, never dropped silently.
 - Feedback buttons write to the same `FeedbackStore` as the web page (channel "slack").
+- Questions across case studies (issue 8) are answered from the case-study catalogue; Slack
+  asks for "cases like mine" with `/advisor like <description>` or a message starting "like:" or
+  "cases like mine". Such answers are laid out one section per case, its evidence beneath it.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import socketserver
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -47,7 +51,7 @@ from advisor.advisor import Advisor, clean_question
 from advisor.config import Settings
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
-from advisor.types import Answer
+from advisor.types import Answer, AnswerSentence
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,9 @@ _ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 GREETING = (
     "Hello! Ask me about scaling and spreading innovation in the NHS and I will answer from the "
     "published reports, citing the evidence for every sentence. For example: "
-    "_How did the Against the Odds innovators persuade late adopters?_"
+    "_How did the Against the Odds innovators persuade late adopters?_ "
+    "Or describe your own innovation and setting to see the case studies most like it: "
+    "_cases like mine: a digital tool for primary care made by a small company_"
 )
 ONLY_FILES = (
     "I can only read questions typed as text; I can't open files or images. "
@@ -86,7 +92,15 @@ ONLY_FILES = (
 NO_WORDS = "I can only answer questions written in words. What would you like to know about spreading innovation?"
 COMMAND_USAGE = (
     "Type `/advisor` and your question, e.g. `/advisor how did innovators persuade late adopters?` "
-    "I answer privately from the published reports on spreading innovation in the NHS, with the evidence."
+    "I answer privately from the published reports on spreading innovation in the NHS, with the evidence. "
+    "To find the case studies most like your innovation, type `/advisor like` and describe it and its "
+    "setting, e.g. `/advisor like a digital tool for primary care made by a small company`."
+)
+LIKE_USAGE = (
+    "Describe your innovation and its setting in a sentence after \"like\", e.g. "
+    "`/advisor like a digital tool for primary care made by a small company` or "
+    "\"cases like mine: a mental health liaison team in an acute hospital\", and I will rank the "
+    "case studies most like it, with what each did to spread and the evidence."
 )
 SORRY = "Sorry, something went wrong while I was answering. Please try again in a minute."
 NO_HISTORY = (
@@ -131,6 +145,35 @@ def polite_reply(raw_text: str | None, question: str, has_files: bool, max_chars
     return None
 
 
+# "Cases like mine" (issue 8) in Slack's own words: `/advisor like <description>`, and in any message
+# "like: <description>" or "(cases) like mine <description>". Other wordings ("show me cases like
+# mine: ...") reach the catalogue through the advisor's own question reading.
+_LIKE_MINE = re.compile(
+    r"^(?:(?:show me|find|list)\s+)?(?:(?:cases?|case[- ]stud(?:y|ies)|innovations?|examples?)\s+)?"
+    r"(?:like|similar to)\s+(?:mine|ours)\b[\s:,.\-–—]*",
+    re.IGNORECASE,
+)
+_LIKE_COLON = re.compile(r"^like\s*:\s*", re.IGNORECASE)
+_LIKE_WORD = re.compile(r"^like\b[\s:,.\-–—]*", re.IGNORECASE)
+
+
+def like_request(question: str, command: bool = False) -> str | None:
+    """The description in a "cases like mine" request ("" if it gives none), or None for other questions.
+
+    Messages ask with "like: ..." or "cases like mine ..."; `/advisor` also takes a bare "like ...".
+    """
+    for pattern in (_LIKE_MINE, _LIKE_WORD if command else _LIKE_COLON):
+        m = pattern.match(question)
+        if m:
+            return question[m.end():].strip()
+    return None
+
+
+def like_question(description: str) -> str:
+    """The advisor's question for a "cases like mine" request (read by the case-study catalogue)."""
+    return f"cases like mine: {description}"
+
+
 # --------------------------------------------------------------------------------------- rendering
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -140,17 +183,20 @@ def answer_paragraphs(answer: Answer) -> list[str]:
     """The answer as escaped mrkdwn sentences with their markers and any trust flags."""
     if not answer.sentences:
         return [escape_mrkdwn(answer.text)]
-    parts = []
-    for s in answer.sentences:
-        markers = "".join(f"[{m}]" for m in s.markers)
-        # clipped before the markers and flags are added, so those always show
-        line = _clip(escape_mrkdwn(s.text), MAX_SECTION_CHARS - 120) + (f" {markers}" if markers else "")
-        if s.verdict == "unsupported":
-            line += " _(:warning: the cited passage does not clearly support this)_"
-        elif s.verdict == "uncited":
-            line += " _(:warning: no source for this sentence)_"
-        parts.append(line)
-    return parts
+    return [sentence_line(s) for s in answer.sentences]
+
+
+def sentence_line(s: AnswerSentence, limit: int = MAX_SECTION_CHARS - 120, lead: str = "") -> str:
+    """One sentence as escaped mrkdwn (after an already formatted `lead`), its markers and trust flag."""
+    markers = "".join(f"[{m}]" for m in s.markers)
+    # clipped before the markers and flags are added, so those always show
+    line = lead + _clip(escape_mrkdwn(s.text), max(limit - len(lead), 40))
+    line += f" {markers}" if markers else ""
+    if s.verdict == "unsupported":
+        line += " _(:warning: the cited passage does not clearly support this)_"
+    elif s.verdict == "uncited":
+        line += " _(:warning: no source for this sentence)_"
+    return line
 
 
 def _sections(paragraphs: list[str], limit: int = MAX_SECTION_CHARS) -> list[str]:
@@ -207,15 +253,11 @@ def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -
     citation (title, section, case study, page, quoted sentence), then the feedback buttons. When
     50 blocks are not enough, at least 10 citations keep their place and the answer is shortened.
     """
+    if answer.backend == "catalogue" and answer.citations and answer.sentences:
+        return render_catalogue(answer, answer_id, notes)
     record = answer.to_record()
-    sections = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}
-                for text in _sections(answer_paragraphs(answer))]
-    all_notes = [*answer.notes, *notes]
-    notes_blocks = [{
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": _clip(f":information_source: {escape_mrkdwn(n)}", MAX_CONTEXT_CHARS)}
-                     for n in all_notes[:10]],
-    }] if all_notes else []
+    sections = [_section(text) for text in _sections(answer_paragraphs(answer))]
+    notes_blocks = _notes_blocks([*answer.notes, *notes])
     sources: list[dict[str, Any]] = []
     if record["citations"]:
         sources = [citation_block(c) for c in record["citations"]]
@@ -239,8 +281,31 @@ def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -
         if hidden > 0:
             blocks.append(_note_block(f"…and {hidden} more source{'s' if hidden > 1 else ''} "
                                       "(a Slack message holds at most 50 blocks)."))
-    value = feedback_value(answer_id, answer.question)
-    blocks.append({
+    blocks.append(feedback_block(answer_id, answer.question))
+    assert len(blocks) <= MAX_BLOCKS
+    fallback = " ".join(answer_paragraphs(answer))
+    return {"text": _clip(fallback, MAX_FALLBACK_CHARS), "blocks": blocks}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION_CHARS)}}
+
+
+def _notes_blocks(notes: list[str]) -> list[dict[str, Any]]:
+    """The answer's notes (e.g. "answered from the catalogue") as one context block, if any."""
+    if not notes:
+        return []
+    return [{
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _clip(f":information_source: {escape_mrkdwn(n)}", MAX_CONTEXT_CHARS)}
+                     for n in notes[:10]],
+    }]
+
+
+def feedback_block(answer_id: str, question: str) -> dict[str, Any]:
+    """The Helpful / Not helpful buttons, carrying the answer's id and question."""
+    value = feedback_value(answer_id, question)
+    return {
         "type": "actions",
         "block_id": f"advisor_feedback:{answer_id}",
         "elements": [
@@ -249,10 +314,145 @@ def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -
             {"type": "button", "action_id": "advisor_feedback_down", "value": value,
              "text": {"type": "plain_text", "text": ":thumbsdown: Not helpful", "emoji": True}},
         ],
-    })
+    }
+
+
+# ---- catalogue answers (issue 8): one section per case study, its evidence right beneath it
+MAX_CONTEXT_ELEMENTS = 10
+
+
+def catalogue_cases(answer: Answer) -> tuple[AnswerSentence | None, list[tuple[str, list[AnswerSentence]]]]:
+    """A catalogue answer's heading and its rows grouped by case study, in the answer's order.
+
+    A row belongs to the case study of the chunks its quotes were found in (the citations say
+    so; the text is not parsed); a row whose quotes name no case study stays with the row before.
+    """
+    by_marker = {c.marker: c for c in answer.citations}
+    rows = list(answer.sentences)
+    heading = None
+    if len(rows) > 1 and set(rows[0].markers) == set(by_marker):  # the heading rests on every row
+        heading = rows.pop(0)
+    groups: list[tuple[str, list[AnswerSentence]]] = []
+    for row in rows:
+        names = Counter(by_marker[m].passage.chunk.case_study for m in row.markers if m in by_marker)
+        names.pop("", None)
+        name = names.most_common(1)[0][0] if names else ""
+        if groups and (not name or name == groups[-1][0]):
+            groups[-1][1].append(row)
+        else:
+            groups.append((name, [row]))
+    return heading, groups
+
+
+def case_section(rank: int, name: str, rows: list[AnswerSentence]) -> dict[str, Any]:
+    """One case study as a section: its name in bold, then each of its rows on a line of its own."""
+    title = f"*{rank}. {escape_mrkdwn(name)}*" if name else f"*{rank}.*"
+    limit = max(200, (MAX_SECTION_CHARS - 200) // len(rows) - 60)
+    lines = []
+    for i, row in enumerate(rows):
+        if i == 0 and name and row.text.startswith(name):  # "RAID (…, score 0.87): …" shows RAID in bold
+            lines.append(sentence_line(replace(row, text=row.text[len(name):]), limit, lead=title))
+        elif i == 0:
+            lines.append(title)
+            lines.append(sentence_line(row, limit, lead="• "))
+        else:
+            lines.append(sentence_line(row, limit, lead="• "))
+    return _section("\n".join(lines))
+
+
+def _report_and_case(r: dict[str, Any]) -> str:
+    parts = [f"*{escape_mrkdwn(r.get('title') or r.get('source') or '')}*"]
+    if r.get("case_study"):
+        parts.append(f"case study: {escape_mrkdwn(str(r['case_study']))}")
+    return _clip(" · ".join(parts), MAX_CONTEXT_CHARS)
+
+
+def _quoted(r: dict[str, Any]) -> str:
+    """A cited quote with its marker, then its section (when it is not just the case's name) and page."""
+    where = []
+    if r.get("section") and r["section"] != r.get("case_study"):
+        where.append(escape_mrkdwn(str(r["section"])))
+    if r.get("page"):
+        where.append(f"p. {r['page']}")
+    quote = f"*[{r['marker']}]* “{escape_mrkdwn(_clip(str(r.get('quote') or ''), MAX_QUOTE_CHARS))}”"
+    return _clip(quote + (f" — _{', '.join(where)}_" if where else ""), MAX_CONTEXT_CHARS)
+
+
+def evidence_blocks(citations: list[dict[str, Any]], max_blocks: int | None = None) -> list[dict[str, Any]]:
+    """Context blocks for one case's citations: the report title and case study once, then each
+    quoted sentence with its marker, section and page; at most 10 elements a block, and with
+    `max_blocks` the last element says how many quotes did not fit."""
+
+    def pack(kept: list[dict[str, Any]], hidden: int) -> list[list[str]]:
+        blocks: list[list[str]] = []
+        current: list[str] = []
+        last_head = None
+        for r in kept:
+            head = _report_and_case(r)
+            items = ([] if head == last_head and current else [head]) + [_quoted(r)]
+            if len(current) + len(items) > MAX_CONTEXT_ELEMENTS:
+                blocks.append(current)
+                current, items = [], [head, _quoted(r)]
+            current.extend(items)
+            last_head = head
+        if hidden:
+            if len(current) >= MAX_CONTEXT_ELEMENTS:
+                blocks.append(current)
+                current = []
+            current.append(f"_…and {hidden} more quote{'s' if hidden > 1 else ''}_")
+        if current:
+            blocks.append(current)
+        return blocks
+
+    shown = len(citations)
+    blocks = pack(citations, 0)
+    while max_blocks is not None and len(blocks) > max_blocks and shown > 1:
+        shown -= 1
+        blocks = pack(citations[:shown], len(citations) - shown)
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
+            for texts in blocks]
+
+
+def render_catalogue(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Block Kit message for an answer from the case-study catalogue (lists, comparisons, cases like mine).
+
+    Layout: the heading, then for each case study a section (its rows: for "cases like mine" the
+    score and what it shares, how it spread and where it differs) followed by context blocks with
+    its citations (report title and case study, then each quoted sentence with its section and
+    page); notes; feedback buttons. Within 50 blocks: each case keeps at least one evidence block
+    (extra quotes counted, not shown) and, when even that is too many, the last cases are left out
+    and counted.
+    """
+    record = answer.to_record()
+    by_marker = {c["marker"]: c for c in record["citations"]}
+    heading, groups = catalogue_cases(answer)
+    head = [_section(escape_mrkdwn(heading.text))] if heading else []
+    notes_blocks = _notes_blocks([*answer.notes, *notes])
+    room = MAX_BLOCKS - len(head) - len(notes_blocks) - 1  # the actions block comes last
+
+    cases = []
+    for rank, (name, rows) in enumerate(groups, start=1):
+        markers = list(dict.fromkeys(m for row in rows for m in row.markers if m in by_marker))
+        cases.append((case_section(rank, name, rows), [by_marker[m] for m in markers]))
+    per_case = [[section, *evidence_blocks(cited)] for section, cited in cases]
+    if sum(map(len, per_case)) > room:  # one evidence block per case
+        per_case = [[section, *evidence_blocks(cited, max_blocks=1)] for section, cited in cases]
+    body = [block for blocks in per_case for block in blocks]
+    if len(body) > room:  # then only the cases that fit, and a line saying how many more there are
+        body, shown = [], 0
+        for blocks in per_case:
+            if len(body) + len(blocks) > room - 1:
+                break
+            body += blocks
+            shown += 1
+        hidden = len(cases) - shown
+        body.append(_note_block(
+            f"_…and {hidden} more case stud{'ies' if hidden > 1 else 'y'} not shown here (a Slack message "
+            "holds at most 50 blocks): ask a narrower question to see them._"))
+    divider = [{"type": "divider"}] if head and len(body) < room else []
+    blocks = [*head, *divider, *body, *notes_blocks, feedback_block(answer_id, answer.question)]
     assert len(blocks) <= MAX_BLOCKS
-    fallback = " ".join(answer_paragraphs(answer))
-    return {"text": _clip(fallback, MAX_FALLBACK_CHARS), "blocks": blocks}
+    return {"text": _clip(escape_mrkdwn(answer.text), MAX_FALLBACK_CHARS), "blocks": blocks}
 
 
 # --------------------------------------------------------------------------------------- state
@@ -360,11 +560,28 @@ class SlackBot:
 
     def ack_command(self, ack, command: dict) -> None:
         """Acknowledge `/advisor` with a private 'looking' note (or the usage text when empty)."""
-        question = slack_question(command.get("text"))
-        if polite_reply(command.get("text"), question, False, self.settings.max_question_chars) is None:
+        _, reply = self.read_request(command.get("text"), None, False, command=True)
+        if reply is None:
             ack(response_type="ephemeral", text=THINKING)
         else:
             ack()
+
+    def read_request(self, raw_text: str | None, bot_user_id: str | None, has_files: bool,
+                     command: bool = False) -> tuple[str, str | None]:
+        """The question to ask the advisor, and the polite reply to give instead when it is not one.
+
+        A "cases like mine" request is turned into the catalogue's question; one without a
+        description gets the usage for it.
+        """
+        question = slack_question(raw_text, bot_user_id)
+        reply = polite_reply(raw_text, question, has_files, self.settings.max_question_chars)
+        if reply is None:
+            description = like_request(question, command)
+            if description == "":
+                reply = LIKE_USAGE
+            elif description is not None:
+                question = like_question(description)
+        return question, reply
 
     # ---- events --------------------------------------------------------------------------------
     def answer_mention(self, event: dict, context, client: WebClient) -> None:
@@ -390,8 +607,7 @@ class SlackBot:
             return
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
-        question = slack_question(event.get("text"), context.bot_user_id)
-        reply = polite_reply(event.get("text"), question, bool(event.get("files")), self.settings.max_question_chars)
+        question, reply = self.read_request(event.get("text"), context.bot_user_id, bool(event.get("files")))
         if reply is not None:
             self._post(client, channel, thread_ts, {"text": escape_mrkdwn(reply)}, question=question)
             return
@@ -431,9 +647,9 @@ class SlackBot:
 
     # ---- slash command --------------------------------------------------------------------------
     def answer_command(self, command: dict) -> None:
-        """`/advisor <question>`: answered privately (ephemeral) through the command's response_url."""
-        question = slack_question(command.get("text"))
-        reply = polite_reply(command.get("text"), question, False, self.settings.max_question_chars)
+        """`/advisor <question>` or `/advisor like <description>`: answered privately (ephemeral)
+        through the command's response_url."""
+        question, reply = self.read_request(command.get("text"), None, False, command=True)
         if reply is not None:
             message = {"text": escape_mrkdwn(reply) if question else COMMAND_USAGE}
         else:

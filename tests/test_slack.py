@@ -7,18 +7,22 @@ and a local server speaking Slack's Web API (tests/slack_mock.py) records every 
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import time
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from advisor.cases import normalise_space
 from advisor.config import PROJECT_ROOT
 from advisor.feedback import FeedbackStore
 from advisor.slack import (
     GREETING,
+    LIKE_USAGE,
     MAX_BLOCKS,
     NO_WORDS,
     ONLY_FILES,
@@ -27,10 +31,13 @@ from advisor.slack import (
     SlackHttpServer,
     build_slack_app,
     escape_mrkdwn,
+    like_question,
+    like_request,
     render_answer,
     slack_question,
 )
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
+from tests.conftest import CORPUS
 from tests.slack_mock import (
     BOT_ID,
     BOT_TOKEN,
@@ -194,6 +201,237 @@ def test_empty_slash_command_gets_usage(slack):
     assert reply.params["response_type"] == "ephemeral" and "/advisor" in reply.params["text"]
 
 
+# ---------------------------------------------------------------------------------- case studies (issue 8)
+MY_INNOVATION = "a digital tool for primary care, a small company"
+_CASE_TITLE = re.compile(r"^\*(\d+)\. (.+?)\*")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_QUOTE = re.compile(r"^\*\[(\d+)\]\* “(.*)”(?: — _(.*)_)?$", re.DOTALL)
+
+
+def _cases_in(blocks: list[dict]) -> list[tuple[int, str, str, list[dict]]]:
+    """(rank, case name, section text, the context blocks beneath it) for each case section."""
+    cases: list[tuple[int, str, str, list[dict]]] = []
+    for block in blocks:
+        text = block["text"]["text"] if block["type"] == "section" else ""
+        title = _CASE_TITLE.match(text)
+        if title:
+            cases.append((int(title.group(1)), html.unescape(title.group(2)), text, []))
+        elif block["type"] == "context" and cases and _quotes([block]):
+            cases[-1][3].append(block)
+    return cases
+
+
+def _quotes(contexts: list[dict]) -> list[tuple[int, str, str]]:
+    """(marker, quote, section and page) for each quoted sentence in evidence context blocks."""
+    found = []
+    for block in contexts:
+        for element in block["elements"]:
+            m = _QUOTE.match(element["text"])
+            if m:
+                found.append((int(m.group(1)), html.unescape(m.group(2)), m.group(3) or ""))
+    return found
+
+
+def _assert_catalogue_layout(blocks: list[dict], record: dict) -> list[tuple[int, str, str, list[dict]]]:
+    """One section per case, each followed by evidence whose quotes are the answer's and in the corpus."""
+    assert len(blocks) <= MAX_BLOCKS
+    assert blocks[-1]["type"] == "actions"
+    assert [e["action_id"] for e in blocks[-1]["elements"]] == ["advisor_feedback_up", "advisor_feedback_down"]
+    cases = _cases_in(blocks)
+    assert [rank for rank, *_ in cases] == list(range(1, len(cases) + 1))
+    by_marker = {c["marker"]: c for c in record["citations"]}
+    reports = {}
+    for _, name, text, contexts in cases:
+        assert len(text) <= 3000
+        quotes = _quotes(contexts)
+        assert contexts and quotes, name
+        for context in contexts:
+            assert len(context["elements"]) <= 10
+            assert all(len(e["text"]) <= 2000 for e in context["elements"])
+        head = contexts[0]["elements"][0]["text"]  # report title and case study, once
+        for marker, quote, where in quotes:
+            cited = by_marker[marker]
+            assert f"[{marker}]" in text  # the case's own rows carry the marker
+            assert cited["case_study"] == name and quote == cited["quote"]
+            source = cited["source"]
+            if source not in reports:
+                # as the catalogue reads the reports: white space normalised, markdown links as their text
+                raw = (CORPUS / source).read_text(encoding="utf-8")
+                reports[source] = normalise_space(_MD_LINK.sub(r"\1", raw))
+            assert quote in reports[source]
+            assert head == f"*{escape_mrkdwn(cited['title'])}* · case study: {escape_mrkdwn(name)}"
+            if cited["section"] != name:
+                assert escape_mrkdwn(cited["section"]) in where
+            if cited["page"]:
+                assert f"p. {cited['page']}" in where
+    return cases
+
+
+def test_slash_like_ranks_similar_cases_privately(slack, built_advisor):
+    url = slack.mock.response_url("like1")
+    status, body, seconds = slack.sender.send_command(f"like {MY_INNOVATION}", url)
+    assert status == 200 and seconds < ACK_SECONDS
+    assert json.loads(body) == {"response_type": "ephemeral", "text": THINKING}
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 60)
+    [reply] = slack.mock.calls_to("response_url")
+    assert reply.params["response_type"] == "ephemeral"
+    assert not slack.mock.calls_to("chat.postMessage")  # nothing public
+
+    blocks = reply.params["blocks"]
+    assert blocks[0]["type"] == "section" and "most like yours" in blocks[0]["text"]["text"]
+    expected = built_advisor.ask(like_question(MY_INNOVATION)).to_record()
+    cases = _assert_catalogue_layout(blocks, expected)
+    ranked = [m.case.name for m in built_advisor.case_catalogue.current.like(MY_INNOVATION, k=5)]
+    assert [name for _, name, _, _ in cases] == ranked and len(ranked) >= 3
+    for _, name, text, _ in cases:  # each case: its score and why, how it spread
+        assert re.search(r"score \d\.\d\d", text) and "In common:" in text
+        assert f"How {escape_mrkdwn(name)} spread:" in text
+    # every citation of the answer is shown under its case
+    shown = sorted(q[0] for *_, contexts in cases for q in _quotes(contexts))
+    assert shown == [c["marker"] for c in expected["citations"]]
+    answer_id = json.loads(blocks[-1]["elements"][0]["value"])["a"]
+    assert slack.app.bot.answers.get(answer_id)["backend"] == "catalogue"
+
+
+@pytest.mark.parametrize("kind, text", [
+    ("mention", "cases like mine: a mental health liaison team in an acute hospital"),
+    ("mention", "like mine - a mental health liaison team in an acute hospital"),
+    ("dm", "like: a mental health liaison team in an acute hospital"),
+])
+def test_cases_like_mine_in_a_message(slack, built_advisor, kind, text):
+    ts = "1700000020.000100"
+    event = mention(text, ts=ts) if kind == "mention" else direct_message(text, ts=ts)
+    _send_ok(slack.sender.send_event(event))
+    [answer] = _wait_answers(slack, event["channel"], ts)
+    description = "a mental health liaison team in an acute hospital"
+    expected = built_advisor.ask(like_question(description)).to_record()
+    cases = _assert_catalogue_layout(answer.params["blocks"], expected)
+    assert cases[0][1] == "RAID"
+    assert answer.params["text"].startswith("The ")  # plain-text fallback: the heading, then a line per row
+    assert answer.params["text"].count("\n") >= len(cases)
+
+
+def test_aggregate_question_gets_one_section_per_case(slack, built_advisor):
+    question = "Which innovations used a national tariff or payment to spread?"
+    event = mention(question, ts="1700000021.000100")
+    _send_ok(slack.sender.send_event(event))
+    [answer] = _wait_answers(slack, "C0GENERAL", event["ts"])
+    expected = built_advisor.ask(question).to_record()
+    assert expected["backend"] == "catalogue"
+    cases = _assert_catalogue_layout(answer.params["blocks"], expected)
+    assert {name for _, name, _, _ in cases} == {
+        "KardiaMobile", "my mhealth (myCOPD)", "DAFNE", "ERAS",
+        "Implantable Cardioverter-Defibrillators (ICDs)", "Schwartz Rounds (UK)",
+    }
+    assert len(cases) == 6 and all("tariff or payment" in text for _, _, text, _ in cases)
+
+
+def test_nonsense_description_gets_none_is_like_that(slack):
+    url = slack.mock.response_url("like2")
+    _, body, _ = slack.sender.send_command("like a recipe for chocolate cake with strawberries", url)
+    assert json.loads(body)["text"] == THINKING
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 60)
+    [reply] = slack.mock.calls_to("response_url")
+    blocks = reply.params["blocks"]
+    assert reply.params["response_type"] == "ephemeral"
+    assert "None of the case studies in the catalogue is like that description" in blocks[0]["text"]["text"]
+    assert not _cases_in(blocks) and not _quotes([b for b in blocks if b["type"] == "context"])
+    assert blocks[-1]["type"] == "actions"
+
+
+@pytest.mark.parametrize("kind, text", [("command", "like"), ("command", "like:  "),
+                                        ("mention", "cases like mine"), ("dm", "like:")])
+def test_like_without_a_description_says_how_to_ask(slack, kind, text):
+    ts = "1700000022.000100"
+    if kind == "command":
+        url = slack.mock.response_url("like3")
+        status, body, _ = slack.sender.send_command(text, url)
+        assert status == 200 and not body  # no "looking..." for a request that is not one
+        assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 20)
+        [reply] = slack.mock.calls_to("response_url")
+        assert reply.params["response_type"] == "ephemeral"
+    else:
+        event = mention(text, ts=ts) if kind == "mention" else direct_message(text, ts=ts)
+        _send_ok(slack.sender.send_event(event))
+        assert slack.mock.wait_for(lambda m: m.replies_in(event["channel"], ts), 20)
+        [reply] = slack.mock.replies_in(event["channel"], ts)
+    assert reply.params["text"] == escape_mrkdwn(LIKE_USAGE) and "blocks" not in reply.params
+
+
+def test_all_23_case_studies_fit_in_one_message(slack, built_advisor):
+    question = "list all the case studies"
+    event = mention(question, ts="1700000023.000100")
+    _send_ok(slack.sender.send_event(event))
+    [answer] = _wait_answers(slack, "C0GENERAL", event["ts"])
+    blocks = answer.params["blocks"]
+    expected = built_advisor.ask(question).to_record()
+    cases = _assert_catalogue_layout(blocks, expected)
+    assert len(built_advisor.case_catalogue.current) == 23
+    assert [name for _, name, _, _ in cases] == [c.name for c in built_advisor.case_catalogue.current.cases]
+    assert len(answer.params["text"]) <= 4000
+    assert len(json.dumps(blocks)) < 50_000  # well inside what chat.update accepts
+
+
+def test_like_request_wordings():
+    assert like_request("like a digital tool", command=True) == "a digital tool"
+    assert like_request("Like: a digital tool") == "a digital tool"
+    assert like_request("cases like mine: a digital tool") == "a digital tool"
+    assert like_request("Show me case studies like ours – a digital tool") == "a digital tool"
+    assert like_request("like mine") == ""
+    assert like_request("like a digital tool") is None  # in a message, "like ..." may be an ordinary question
+    assert like_request("How did KardiaMobile spread?", command=True) is None
+    assert like_request("likely barriers to spread?", command=True) is None
+    assert like_question("x") == "cases like mine: x"
+
+
+def _synthetic_catalogue_answer(n_cases: int, rows_per_case: int, quotes_per_row: int) -> Answer:
+    citations, sentences, passages = [], [], []
+    for case in range(n_cases):
+        name = f"Case <{case}> & co"
+        chunk = Chunk(id=f"c{case}", doc_id="r.txt", text="x",
+                      meta={"title": "Report & <title>", "section": "S" * 300, "case_study": name, "page": 2})
+        passage = Passage(chunk=chunk, score=1.0, rank=case + 1)
+        passages.append(passage)
+        for row in range(rows_per_case):
+            markers = []
+            for _ in range(quotes_per_row):
+                citations.append(Citation(len(citations) + 1, passage, "Quote <b> & " + "q" * 900))
+                markers.append(len(citations))
+            sentences.append(AnswerSentence(f"{name} row {row} " + "w" * 1500, tuple(markers)))
+    every = tuple(c.marker for c in citations)
+    heading = AnswerSentence("The case studies <all>:", every)
+    return Answer(question="q" * 2500, text="\n".join(s.text for s in sentences), citations=tuple(citations),
+                  passages=tuple(passages), sentences=(heading, *sentences), backend="catalogue")
+
+
+@pytest.mark.parametrize("n_cases, rows_per_case, quotes_per_row",
+                         [(3, 3, 2), (5, 3, 8), (15, 3, 8), (23, 1, 1), (60, 2, 3)])
+def test_catalogue_answers_stay_inside_slack_limits(n_cases, rows_per_case, quotes_per_row):
+    answer = _synthetic_catalogue_answer(n_cases, rows_per_case, quotes_per_row)
+    message = render_answer(answer, "a" * 16)
+    blocks = message["blocks"]
+    assert len(blocks) <= MAX_BLOCKS and len(message["text"]) <= 4000
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+        if block["type"] == "context":
+            assert 1 <= len(block["elements"]) <= 10
+            assert all(len(e["text"]) <= 2000 for e in block["elements"])
+    assert "<b>" not in json.dumps(blocks) and "&lt;b&gt;" in json.dumps(blocks)
+    cases = _cases_in(blocks)
+    assert all(_quotes(contexts) for *_, contexts in cases)  # every case shown keeps evidence
+    assert [rank for rank, *_ in cases] == list(range(1, len(cases) + 1))
+    assert all(f"Case &lt;{rank - 1}&gt; &amp; co" == escape_mrkdwn(name) for rank, name, _, _ in cases)
+    shown = sum(len(_quotes(contexts)) for *_, contexts in cases)
+    if n_cases * 2 + 3 > MAX_BLOCKS:
+        assert len(cases) < n_cases and "more case studies not shown" in json.dumps(blocks)
+    else:
+        assert len(cases) == n_cases
+    if shown < n_cases * rows_per_case * quotes_per_row and len(cases) == n_cases:
+        assert "more quotes" in json.dumps(blocks)
+    assert blocks[-1]["type"] == "actions"
+
+
 # ---------------------------------------------------------------------------------- security
 @pytest.mark.parametrize("case", ["wrong signature", "wrong secret", "missing signature", "stale timestamp",
                                   "future timestamp", "body altered"])
@@ -251,6 +489,19 @@ def test_rate_limited_reply_is_waited_out(slack):
     assert len(limited) == 1 and len(posted) == 1
     assert posted[0].at - limited[0].at >= 1.0  # Retry-After honoured
     assert posted[0].params["text"] == THINKING
+
+
+def test_rate_limited_private_reply_is_waited_out(slack):
+    """A 429 on the slash command's response_url is waited out too, and the reply sent once."""
+    slack.mock.fail_next("response_url", 429, {"Retry-After": "1"})
+    url = slack.mock.response_url("cmd429")
+    status, _, _ = slack.sender.send_command(QUESTION, url)
+    assert status == 200
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 60)
+    time.sleep(0.5)
+    [limited] = slack.mock.calls_to("response_url", status=429)
+    [reply] = slack.mock.calls_to("response_url")
+    assert reply.at - limited.at >= 1.0 and reply.params["blocks"]
 
 
 def test_slack_api_errors_are_retried_then_fall_back_and_logged(slack, caplog):
@@ -466,7 +717,9 @@ def test_http_server_serves_only_the_events_path(slack):
 
 def test_socket_mode_app_needs_no_signing_secret_and_answers(built_advisor, make_settings, tmp_path):
     """Socket Mode: events arrive over Slack's WebSocket unsigned; the same listeners answer them."""
+    from slack_bolt.adapter.socket_mode.internals import run_bolt_app
     from slack_bolt.request import BoltRequest
+    from slack_sdk.socket_mode.request import SocketModeRequest
 
     mock = MockSlackWebApi().start()
     try:
@@ -476,5 +729,13 @@ def test_socket_mode_app_needs_no_signing_secret_and_answers(built_advisor, make
         response = app.dispatch(BoltRequest(body=body, mode="socket_mode"))
         assert response.status == 200
         assert mock.wait_for(lambda m: any(c.params.get("blocks") for c in m.replies_in("C0GENERAL", "1700000012.000100")), 60)
+        # Slack redelivers over the socket with retry_attempt in the envelope: acked, not answered again
+        redelivery = SocketModeRequest(type="events_api", envelope_id="env-2", payload=body,
+                                       retry_attempt=1, retry_reason="timeout")
+        assert run_bolt_app(app, redelivery).status == 200
+        time.sleep(1.0)
+        assert len(mock.calls_to("chat.postMessage")) == 1
+        answers = [c for c in mock.replies_in("C0GENERAL", "1700000012.000100") if c.params.get("blocks")]
+        assert len(answers) == 1
     finally:
         mock.stop()
