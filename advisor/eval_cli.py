@@ -51,17 +51,22 @@ def eval_command(
         items = loaded.items
         out.mkdir(parents=True, exist_ok=True)
 
-        def run(name: str, answer) -> tuple[dict, list[dict]]:
+        def answered(name: str, answer, questions: list[ev.EvalItem]) -> dict[str, dict]:
             bar = Progress(
                 TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
             )
             with bar:
-                task = bar.add_task(name, total=len(items))
-                records = ev.answer_all(
-                    items, answer, out, f"{name}.{ev.RECORDS}", progress=lambda _item: bar.advance(task)
+                task = bar.add_task(name, total=len(questions))
+                return ev.answer_all(
+                    questions, answer, out, f"{name}.{ev.RECORDS}", progress=lambda _item: bar.advance(task)
                 )
+
+        def run(name: str, answer, named_by: str = "answer", prepare=None) -> tuple[dict, list[dict]]:
+            records = answered(name, answer, items)
+            if prepare is not None:
+                records = prepare(records)
             judge_metrics = ev.build_judge_metrics(judge_llm, advisor.embedder) if judge_llm else ()
-            values, skipped = ev.score(items, records, advisor.embedder, k, judge_metrics)
+            values, skipped = ev.score(items, records, advisor.embedder, k, judge_metrics, loaded.case_names, named_by)
             ev.write_results(out, items, records, values, ev.RESULTS if name == "advisor" else f"{name}.{ev.RESULTS}")
             summary = ev.summarise(items, records, values, skipped)
             summary["skipped_lines"] = len(loaded.warnings)
@@ -70,16 +75,27 @@ def eval_command(
 
         summary, results = run("advisor", lambda q: advisor.ask(q, k=k).to_record())
         report = {"set": str(set_file), "k": k, "advisor": summary}
-        base_summary = None
+        passage_summary = base_summary = None
+        across = [i for i in items if i.expected_cases and i.kind in ev.CASE_KINDS]
+        if across and loaded.case_names is not None:
+            # the comparison issue 8 asks for: the same advisor, catalogue off, cases = top-k passages' case studies
+            with ev.catalogue_off(advisor):
+                records = answered("passages", lambda q: advisor.ask(q, k=k).to_record(), across)
+            values, skipped = ev.score_cases(across, records, loaded.case_names, k)
+            ev.write_results(out, across, records, values, f"passages.{ev.RESULTS}")
+            passage_summary = ev.summarise(across, records, values, skipped)
+            report["passages"] = passage_summary
         if baseline:
             from advisor.baseline import TutorialBaseline
 
             err.print("baseline: indexing the raw reports the tutorial way (once per data folder)")
             tutorial = TutorialBaseline(settings.corpus_dir, settings.data_dir / "baseline", advisor.embedder, k=k)
-            base_summary, _ = run("baseline", tutorial.ask)
+            locator = ev.CaseLocator(settings.corpus_dir)
+            base_summary, _ = run("baseline", tutorial.ask, named_by="passages", prepare=locator.annotate)
             report["baseline"] = base_summary
+        report["cases"] = ev.compare_cases({"advisor": summary, "passages": passage_summary, "baseline": base_summary})
         (out / ev.SUMMARY).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        write_reports(out, summary, results, base_summary)
+        write_reports(out, summary, results, base_summary, report["cases"])
 
         table = Table("metric", "advisor", *(["baseline"] if base_summary else []), "rows skipped")
         for name, value in summary["metrics"].items():
@@ -90,6 +106,13 @@ def eval_command(
             table.add_row(*row, str(summary["skipped"].get(name, 0)))
         console.print(table)
         console.print(f"refusal: {summary['refusal']}")
+        for kind, row in report["cases"].items():
+            runs = [r for r in ev.CASE_RUNS if any(r in row[m] for m in ev.CASE_METRICS if m in row)]
+            cases = Table(f"{kind} (n={row['n']})", *(ev.CASE_RUNS[r] for r in runs))
+            for metric in ev.CASE_METRICS:
+                if metric in row:
+                    cases.add_row(metric, *(_fmt(row[metric].get(r)) for r in runs))
+            console.print(cases)
         console.print(f"wrote {out / ev.RESULTS}, {out / ev.SUMMARY}, {out / 'report.md'}, {out / 'report.html'}")
         if gate is not None:
             failures = ev.check_thresholds(summary, gate)
@@ -98,6 +121,10 @@ def eval_command(
             if failures:
                 raise typer.Exit(1)
             console.print("All thresholds met.")
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -36,12 +36,15 @@ def _bars(rows: list[tuple[str, float | None]], width: int = 420) -> str:
     return "".join(parts)
 
 
-def _paired_bars(rows: list[tuple[str, float | None, float | None]], width: int = 360) -> str:
-    """Advisor (dark) and baseline (light) side by side per label, values in [0, 1], inline SVG."""
+def _paired_bars(
+    rows: list[tuple[str, float | None, float | None]], width: int = 360, legend: tuple[str, str] = ("advisor", "baseline")
+) -> str:
+    """Two runs side by side per label (advisor dark, baseline light by default), values in [0, 1], inline SVG."""
     height = 40 * len(rows) + 30
     parts = [f"<svg width='{width + 300}' height='{height}' role='img'>",
-             "<rect x='250' y='2' width='12' height='10' fill='#4f46e5'/><text x='266' y='11' font-size='11'>advisor</text>",
-             "<rect x='330' y='2' width='12' height='10' fill='#f59e0b'/><text x='346' y='11' font-size='11'>baseline</text>"]
+             f"<rect x='250' y='2' width='12' height='10' fill='#4f46e5'/><text x='266' y='11' font-size='11'>{html.escape(legend[0])}</text>",
+             f"<rect x='{266 + 7 * len(legend[0]) + 12}' y='2' width='12' height='10' fill='#f59e0b'/>"
+             f"<text x='{266 + 7 * len(legend[0]) + 28}' y='11' font-size='11'>{html.escape(legend[1])}</text>"]
     for i, (label, ours, theirs) in enumerate(rows):
         y = 22 + 40 * i
         parts.append(f"<text x='0' y='{y + 20}' font-size='12'>{html.escape(label[:38])}</text>")
@@ -84,8 +87,23 @@ def worst(results: list[dict], n: int = 8) -> list[dict]:
     return sorted(results, key=key)[:n]
 
 
-def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: dict | None = None) -> None:
-    """Write report.md and report.html next to summary.json."""
+CASE_RUN_LABELS = {"advisor": "advisor (catalogue)", "passages": "passage retrieval", "baseline": "baseline"}
+CASE_NOTE = ("Questions across case studies (`expected_cases`). The advisor counts a case when a sentence "
+             "naming it carries a citation; passage retrieval is the same advisor with the catalogue switched "
+             "off and the baseline is the tutorial RAG, both counting the case studies of their top-k passages. "
+             "Recall: share of expected cases named; precision: share of named cases expected; hit@3 and "
+             "recall@5 (cases like mine) look at the first cases named.")
+
+
+def _case_rows(cases: dict) -> list[tuple[str, str, int, dict]]:
+    """(kind, metric, n, {run: value}) for every case metric measured."""
+    return [(kind, metric, row["n"], row[metric]) for kind, row in cases.items() for metric in row if metric != "n"]
+
+
+def write_reports(
+    out_dir: Path, summary: dict, results: list[dict], baseline: dict | None = None, cases: dict | None = None
+) -> None:
+    """Write report.md and report.html next to summary.json (`cases`: `evaluation.compare_cases`)."""
     metrics = summary["metrics"]
     names = [m for m in HEADLINE if m in metrics] + sorted(set(metrics) - set(HEADLINE))
     md = [f"# Evaluation report\n\n{summary['n']} questions. {_refusal_line(summary['refusal'])}\n",
@@ -106,6 +124,13 @@ def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: d
             for key, row in groups.items():
                 b = base_groups.get(key, {}).get("evidence_recall_at_k")
                 md.append(f"| {key} | {row['n']} | {_fmt(row.get('evidence_recall_at_k'))} | {_fmt(b)} |")
+    if cases:
+        runs = [r for r in CASE_RUN_LABELS if any(r in values for *_, values in _case_rows(cases))]
+        md.append("\n## Case studies: catalogue vs passage retrieval\n\n" + CASE_NOTE + "\n")
+        md.append("| kind | n | metric | " + " | ".join(CASE_RUN_LABELS[r] for r in runs) + " |")
+        md.append("|---|---|---|" + "---|" * len(runs))
+        for kind, metric, n, values in _case_rows(cases):
+            md.append(f"| {kind} | {n} | {metric} | " + " | ".join(_fmt(values.get(r)) for r in runs) + " |")
     md.append("\n## By report\n")
     md.append("| report | n | " + " | ".join(names) + " |")
     md.append("|---|---|" + "---|" * len(names))
@@ -131,6 +156,19 @@ def write_reports(out_dir: Path, summary: dict, results: list[dict], baseline: d
                                    for groups, base in ((summary["by_kind"], baseline["by_kind"]),
                                                         (summary["by_report"], baseline["by_report"]))
                                    for key, row in groups.items()])]
+    if cases:
+        runs = [r for r in CASE_RUN_LABELS if any(r in values for *_, values in _case_rows(cases))]
+        head = "".join(f"<th>{html.escape(CASE_RUN_LABELS[r])}</th>" for r in runs)
+        body = "".join(
+            f"<tr><td>{html.escape(kind)}</td><td>{n}</td><td>{html.escape(metric)}</td>"
+            + "".join(f"<td>{_fmt(values.get(r))}</td>" for r in runs) + "</tr>"
+            for kind, metric, n, values in _case_rows(cases)
+        )
+        sections += ["<h2>Case studies: catalogue vs passage retrieval</h2>", f"<p>{html.escape(CASE_NOTE)}</p>",
+                     f"<table border='1' cellpadding='4'><tr><th>kind</th><th>n</th><th>metric</th>{head}</tr>{body}</table>",
+                     _paired_bars([(f"{kind} {metric}", values.get("advisor"), values.get("passages"))
+                                   for kind, metric, _, values in _case_rows(cases)],
+                                  legend=("advisor (catalogue)", "passage retrieval"))]
     sections.append("<h2>Distributions</h2>")
     for m in names:
         vals = [r["metrics"][m] for r in results if r.get("metrics", {}).get(m) is not None]

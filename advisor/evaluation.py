@@ -6,8 +6,14 @@ that needs a missing field is skipped for that row and counted. Runs are resumab
 answered question is appended to `records.jsonl` at once, and a re-run with the same output
 folder continues where it stopped. Metrics go through ragas' `evaluate()`: its non-LLM
 context recall and precision, semantic similarity with the local embedding model, ROUGE,
-and three metrics of our own written as ragas metrics (evidence recall@k, citation
-faithfulness, refusal accuracy). Nothing reaches the network unless `--judge` is asked for.
+and metrics of our own written as ragas metrics (evidence recall@k, citation faithfulness,
+refusal accuracy, and for questions across case studies case recall, case precision, hit@3
+and recall@5 against the row's `expected_cases`). Nothing reaches the network unless `--judge`
+is asked for.
+
+Questions across case studies are also put to the same advisor with its case-study catalogue
+switched off (`catalogue_off`), where the cases "named" are the case studies of the top-k
+passages: the comparison the report shows as catalogue vs passage retrieval.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import re
 import statistics
 import typing as t
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +33,12 @@ from advisor.errors import AdvisorError
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
-KINDS = ("fact", "case_study", "advice", "multi_doc", "out_of_scope")
+KINDS = ("fact", "case_study", "advice", "multi_doc", "out_of_scope", "aggregate", "cases_like_mine")
+CASE_KINDS = ("aggregate", "cases_like_mine")  # questions across case studies, scored by `expected_cases`
+CASE_METRICS = ("case_recall", "case_precision", "case_hit_at_3", "case_recall_at_5")
+# the runs compared on them: the advisor as served, the same advisor with its catalogue off, the tutorial RAG
+CASE_RUNS = {"advisor": "advisor (catalogue)", "passages": "passage retrieval (top-k case studies)",
+             "baseline": "baseline (top-k case studies)"}
 RECORDS = "records.jsonl"
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -77,12 +89,14 @@ class EvalItem:
     sources: tuple[str, ...] = ()
     kind: str | None = None
     line: int = 0
+    expected_cases: tuple[str, ...] | None = None  # catalogue names of the cases a good answer names
 
 
 @dataclass
 class LoadedSet:
     items: list[EvalItem]
     warnings: list[str] = field(default_factory=list)
+    case_names: CaseNames | None = None  # the catalogue's names, when a row has expected_cases
 
 
 def load_eval_set(path: Path, corpus_dir: Path, lenient: bool = False) -> LoadedSet:
@@ -94,6 +108,12 @@ def load_eval_set(path: Path, corpus_dir: Path, lenient: bool = False) -> Loaded
     items: list[EvalItem] = []
     warnings: list[str] = []
     seen: set[str] = set()
+    catalogue: list[CaseNames] = []
+
+    def case_names() -> CaseNames:
+        if not catalogue:
+            catalogue.append(CaseNames.from_corpus(corpus_dir))
+        return catalogue[0]
 
     def corpus_text(name: str) -> str | None:
         if name not in texts:
@@ -106,7 +126,7 @@ def load_eval_set(path: Path, corpus_dir: Path, lenient: bool = False) -> Loaded
             continue
         where = f"{path}:{number}"
         try:
-            problem, item = _parse_line(raw, number, corpus_text, seen)
+            problem, item = _parse_line(raw, number, corpus_text, seen, case_names)
         except ValueError as exc:
             problem, item = str(exc), None
         if problem:
@@ -118,10 +138,10 @@ def load_eval_set(path: Path, corpus_dir: Path, lenient: bool = False) -> Loaded
         items.append(item)
     if not items:
         raise EvalSetError(f"{path}: no usable questions")
-    return LoadedSet(items, warnings)
+    return LoadedSet(items, warnings, catalogue[0] if catalogue else None)
 
 
-def _parse_line(raw: str, number: int, corpus_text, seen: set[str]) -> tuple[str | None, EvalItem | None]:
+def _parse_line(raw: str, number: int, corpus_text, seen: set[str], case_names) -> tuple[str | None, EvalItem | None]:
     try:
         row = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -147,6 +167,18 @@ def _parse_line(raw: str, number: int, corpus_text, seen: set[str]) -> tuple[str
         for quote in contexts:
             if sources and not any(normalise(quote) in (corpus_text(n) or "") for n in sources):
                 return f"quote not found in {', '.join(sources)}: {quote[:80]!r}", None
+    expected = row.get("expected_cases")
+    if expected is not None:
+        if not isinstance(expected, list) or not expected or not all(isinstance(c, str) for c in expected):
+            return "expected_cases must be a non-empty list of case study names", None
+        names = case_names()
+        for name in expected:
+            if name not in names.cases:
+                hint = names.canonical(name)
+                return (f"expected case {name!r} is not in the case-study catalogue"
+                        + (f" (its name there is {hint!r})" if hint else "")), None
+        if len(set(expected)) != len(expected):
+            return "expected_cases names a case twice", None
     return None, EvalItem(
         id=row["id"],
         user_input=row["user_input"],
@@ -155,6 +187,7 @@ def _parse_line(raw: str, number: int, corpus_text, seen: set[str]) -> tuple[str
         sources=tuple(sources),
         kind=kind,
         line=number,
+        expected_cases=tuple(expected) if expected else None,
     )
 
 
@@ -217,7 +250,36 @@ def _ragas_metric_classes():
             refused = bool(self.records[sample.user_input]["refused"])
             return float(refused == (kind == "out_of_scope"))
 
-    return EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy
+    @dataclass
+    class CaseMetric(SingleTurnMetric):
+        """One of CASE_METRICS: the cases an answer named against the row's expected cases."""
+
+        name: str = "case_recall"
+        named: dict[str, list[str]] = field(default_factory=dict)  # question -> cases named, in order
+        expected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+        kinds: tuple[str, ...] = CASE_KINDS  # rows of other kinds are skipped
+        _required_columns: t.Dict[MetricType, t.Set[str]] = field(
+            default_factory=lambda: {MetricType.SINGLE_TURN: {"user_input"}}
+        )
+
+        def init(self, run_config) -> None:
+            pass
+
+        def wants(self, item: EvalItem) -> bool:
+            return bool(item.expected_cases) and item.kind in self.kinds
+
+        async def _single_turn_ascore(self, sample, callbacks) -> float:
+            return _CASE_SCORES[self.name](self.named[sample.user_input], self.expected[sample.user_input])
+
+    return EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, CaseMetric
+
+
+_CASE_SCORES: dict[str, Callable[[t.Sequence[str], t.Sequence[str]], float]] = {
+    "case_recall": lambda named, expected: case_recall(named, expected),
+    "case_precision": lambda named, expected: case_precision(named, expected),
+    "case_hit_at_3": lambda named, expected: case_hit_at(named, expected, 3),
+    "case_recall_at_5": lambda named, expected: case_recall(named[:5], expected),
+}
 
 
 def evidence_recall(reference_contexts: t.Sequence[str], passages: t.Sequence[str]) -> float:
@@ -232,7 +294,8 @@ def citation_faithfulness(record: dict) -> float:
 
     Sentences carry their verdict when an LLM wrote them (issue 6's verifier); for the
     extractive answerer a sentence is supported when it is a verbatim quote of the passage
-    its citation names. A refusal has no sentences to check (nan).
+    its citation names; a catalogue row when every quote it cites is in its cited passage.
+    A refusal has no sentences to check (nan).
     """
     sentences = record.get("sentences") or []
     if record.get("refused") or not sentences:
@@ -241,6 +304,13 @@ def citation_faithfulness(record: dict) -> float:
     citations = {c["marker"]: c for c in record.get("citations", [])}
     supported = 0
     for sentence in sentences:
+        if record.get("backend") == "catalogue":
+            # a catalogue row rests on the quotes its markers cite: each must be in its cited passage
+            supported += bool(sentence.get("markers")) and all(
+                m in citations and normalise(citations[m]["quote"]) in normalise(passages.get(citations[m]["chunk_id"], ""))
+                for m in sentence["markers"]
+            )
+            continue
         if record.get("backend", "extractive") != "extractive":
             supported += sentence.get("verdict") == "supported"
             continue
@@ -252,6 +322,174 @@ def citation_faithfulness(record: dict) -> float:
         )
         supported += ok
     return supported / len(sentences)
+
+
+# ---- questions across case studies ---------------------------------------------------
+_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")  # the report's words inside an answer row, not the answer naming a case
+
+
+class CaseNames:
+    """The catalogue's case names and aliases, and which cases a piece of answer text names."""
+
+    def __init__(self, aliases: dict[str, t.Iterable[str]]) -> None:
+        self.cases = list(aliases)
+        spellings: dict[str, set[str]] = {}
+        for case, others in aliases.items():
+            for spelling in {case, *others}:
+                spellings.setdefault(spelling.lower(), set()).add(case)
+        # longest first, so "ERAS+" is read before "ERAS" and "Schwartz Rounds (UK)" before "Schwartz Rounds"
+        self._patterns = [
+            (re.compile(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])", re.IGNORECASE), frozenset(cases))
+            for spelling, cases in sorted(spellings.items(), key=lambda p: (-len(p[0]), p[0]))
+        ]
+
+    @classmethod
+    def from_corpus(cls, corpus_dir: Path) -> "CaseNames":
+        """The names in `corpus/case_studies.yaml` (EvalSetError if the catalogue does not load)."""
+        from advisor.cases import load_catalogue
+
+        try:
+            cases, _ = load_catalogue(Path(corpus_dir))
+        except AdvisorError as exc:
+            raise EvalSetError(f"expected_cases need the case-study catalogue, which does not load: {exc}") from exc
+        return cls({c.name: c.aliases for c in cases})
+
+    def canonical(self, spelling: str) -> str | None:
+        """The catalogue name for a name or alias, if exactly one case goes by it."""
+        for pattern, cases in self._patterns:
+            if pattern.fullmatch(spelling.strip()) and len(cases) == 1:
+                return next(iter(cases))
+        return None
+
+    def named_in(self, text: str) -> list[tuple[frozenset[str], int]]:
+        """(the cases a mention may mean, where it starts) for every mention outside quotation marks."""
+        text = _QUOTED.sub(lambda m: " " * len(m.group()), text)
+        taken: list[tuple[int, int]] = []
+        found = []
+        for pattern, cases in self._patterns:
+            for m in pattern.finditer(text):
+                if any(m.start() < b and a < m.end() for a, b in taken):
+                    continue
+                taken.append(m.span())
+                found.append((cases, m.start()))
+        return sorted(found, key=lambda f: f[1])
+
+
+def cases_named(record: dict, names: CaseNames) -> list[str]:
+    """The cases an answer names in a sentence that carries a citation, in order of first mention.
+
+    A case mentioned only inside a quotation, or only in a sentence without a marker that maps
+    to a citation, is not named. A name two cases share ("Schwartz Rounds") counts for the ones
+    its sentence cites (by the cited passages' case study), or for both when it cites neither.
+    """
+    if record.get("refused"):
+        return []
+    citations = {c["marker"]: c for c in record.get("citations", [])}
+    named: list[str] = []
+    for sentence in record.get("sentences") or []:
+        cited = [citations[m] for m in sentence.get("markers", []) if m in citations]
+        if not cited:
+            continue
+        cited_cases = {c.get("case_study") for c in cited}
+        for cases, _ in names.named_in(sentence["text"]):
+            chosen = sorted(cases & cited_cases) if len(cases) > 1 else []
+            chosen = chosen or sorted(cases)
+            named += [c for c in chosen if c not in named]
+    return named
+
+
+def cases_retrieved(record: dict, k: int) -> list[str]:
+    """Plain passage retrieval's answer to a question across cases: the top-k passages' case studies."""
+    named: list[str] = []
+    for passage in sorted(record.get("passages", []), key=lambda p: p.get("rank", 0))[:k]:
+        case = passage.get("case_study")
+        if case and case not in named:
+            named.append(case)
+    return named
+
+
+def case_recall(named: t.Sequence[str], expected: t.Sequence[str]) -> float:
+    """Share of the expected cases that were named."""
+    return len(set(named) & set(expected)) / len(expected) if expected else math.nan
+
+
+def case_precision(named: t.Sequence[str], expected: t.Sequence[str]) -> float:
+    """Share of the named cases that were expected (nan when nothing was named)."""
+    return len(set(named) & set(expected)) / len(named) if named else math.nan
+
+
+def case_hit_at(named: t.Sequence[str], expected: t.Sequence[str], n: int) -> float:
+    """1 when one of the first n cases named is expected."""
+    return float(bool(set(named[:n]) & set(expected))) if expected else math.nan
+
+
+@contextmanager
+def catalogue_off(advisor):
+    """The same advisor with its case-study catalogue switched off: every question goes to the passages."""
+    loader = advisor.case_catalogue
+    advisor.case_catalogue = _NoCatalogue()
+    try:
+        yield advisor
+    finally:
+        advisor.case_catalogue = loader
+
+
+class _NoCatalogue:
+    """Stands in for `CatalogueLoader`: serves no catalogue, and an index reload does not bring one back."""
+
+    current = None
+    error = None
+
+    def reload(self):
+        return None
+
+
+class CaseLocator:
+    """Which case study a raw-text passage (the baseline's) comes from, by its place in the report."""
+
+    def __init__(self, corpus_dir: Path) -> None:
+        from advisor.chunking import locate_case_studies
+        from advisor.corpus import Manifest
+
+        manifest = Manifest.load(Path(corpus_dir))
+        self.reports: dict[str, tuple[str, list[tuple[int, int, str]]]] = {}
+        for source in manifest.entries:
+            file = Path(corpus_dir) / source
+            if not file.is_file():
+                continue
+            text = file.read_text(encoding="utf-8")
+            lines = text.split("\n")
+            starts = [0]
+            for line in lines:
+                starts.append(starts[-1] + len(line) + 1)
+            spans = [
+                (starts[first], starts[end], spec.name)
+                for spec, first, end in locate_case_studies(lines, manifest.case_studies_for(source))
+            ]
+            self.reports[source] = (text, spans)
+
+    def case_of(self, source: str, text: str) -> str | None:
+        """The case study whose part of the report holds the middle of the passage, or None."""
+        report, spans = self.reports.get(source, ("", []))
+        at = report.find(text.strip()) if text.strip() else -1
+        if at < 0:
+            return None
+        middle = at + len(text.strip()) // 2
+        return next((name for a, b, name in spans if a <= middle < b), None)
+
+    def annotate(self, records: dict[str, dict]) -> dict[str, dict]:
+        """Records whose passages carry no case study metadata, given it (others unchanged)."""
+        out = {}
+        for key, record in records.items():
+            passages = record.get("passages", [])
+            if all("case_study" in p for p in passages):
+                out[key] = record
+                continue
+            out[key] = {**record, "passages": [
+                p if "case_study" in p else {**p, "case_study": self.case_of(p.get("source", ""), p.get("text", ""))}
+                for p in passages
+            ]}
+        return out
 
 
 # ---- running ------------------------------------------------------------------------
@@ -285,9 +523,21 @@ def answer_all(
     return {item.id: done[item.id] for item in items}
 
 
-def score(items: list[EvalItem], records: dict[str, dict], embeddings, k: int, judge_metrics=()) -> tuple[dict, dict]:
-    """Per-question metric values via ragas `evaluate()`, and how many rows each metric skipped."""
-    from ragas import EvaluationDataset, SingleTurnSample, evaluate
+def score(
+    items: list[EvalItem],
+    records: dict[str, dict],
+    embeddings,
+    k: int,
+    judge_metrics=(),
+    case_names: CaseNames | None = None,
+    named_by: str = "answer",
+) -> tuple[dict, dict]:
+    """Per-question metric values via ragas `evaluate()`, and how many rows each metric skipped.
+
+    With `case_names`, rows with `expected_cases` are also scored on the case metrics, the
+    cases counted as named by the answer's cited sentences (`named_by="answer"`) or by the
+    top-k passages' case studies (`"passages"`).
+    """
     from ragas.embeddings import LangchainEmbeddingsWrapper
     from ragas.metrics import (
         NonLLMContextPrecisionWithReference,
@@ -296,7 +546,7 @@ def score(items: list[EvalItem], records: dict[str, dict], embeddings, k: int, j
         SemanticSimilarity,
     )
 
-    EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy = _ragas_metric_classes()
+    EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, _ = _ragas_metric_classes()
     by_question = {item.user_input: records[item.id] for item in items}
     kinds = {item.user_input: item.kind for item in items}
     metrics = [
@@ -307,8 +557,43 @@ def score(items: list[EvalItem], records: dict[str, dict], embeddings, k: int, j
         EvidenceRecallAtK(k=k),
         CitationFaithfulness(records=by_question),
         RefusalAccuracy(records=by_question, kinds=kinds),
+        *(case_metrics(items, records, case_names, named_by, k) if case_names else ()),
         *judge_metrics,
     ]
+    return _evaluate(items, records, metrics)
+
+
+def score_cases(
+    items: list[EvalItem], records: dict[str, dict], case_names: CaseNames, k: int, named_by: str = "passages"
+) -> tuple[dict, dict]:
+    """Only the case metrics (for the passage-retrieval side of the comparison)."""
+    return _evaluate(items, records, case_metrics(items, records, case_names, named_by, k))
+
+
+def case_metrics(items: list[EvalItem], records: dict[str, dict], case_names: CaseNames, named_by: str, k: int) -> list:
+    """The case metrics as ragas metrics, hit@3 and recall@5 for "cases like mine" only."""
+    *_, CaseMetric = _ragas_metric_classes()
+    if named_by == "answer":
+        named = {item.user_input: cases_named(records[item.id], case_names) for item in items}
+    elif named_by == "passages":
+        named = {item.user_input: cases_retrieved(records[item.id], k) for item in items}
+    else:
+        raise ValueError(f"named_by must be 'answer' or 'passages', got {named_by!r}")
+    expected = {item.user_input: item.expected_cases or () for item in items}
+    return [
+        CaseMetric(name=name, named=named, expected=expected, kinds=kinds)
+        for name, kinds in (
+            ("case_recall", CASE_KINDS),
+            ("case_precision", CASE_KINDS),
+            ("case_hit_at_3", ("cases_like_mine",)),
+            ("case_recall_at_5", ("cases_like_mine",)),
+        )
+    ]
+
+
+def _evaluate(items: list[EvalItem], records: dict[str, dict], metrics: list) -> tuple[dict, dict]:
+    from ragas import EvaluationDataset, SingleTurnSample, evaluate
+
     values: dict[str, dict[str, float]] = {item.id: {} for item in items}
     skipped: dict[str, int] = {}
     for metric in metrics:
@@ -316,7 +601,9 @@ def score(items: list[EvalItem], records: dict[str, dict], embeddings, k: int, j
         rows = [
             item
             for item in items
-            if _has(item, records[item.id], needed) and (item.kind or not getattr(metric, "needs_kind", False))
+            if _has(item, records[item.id], needed)
+            and (item.kind or not getattr(metric, "needs_kind", False))
+            and (not hasattr(metric, "wants") or metric.wants(item))
         ]
         skipped[metric.name] = len(items) - len(rows)
         if not rows:
@@ -399,6 +686,23 @@ def summarise(items: list[EvalItem], records: dict[str, dict], values: dict, ski
         "by_report": by_report,
         "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
     }
+
+
+def compare_cases(summaries: dict[str, dict | None]) -> dict:
+    """Case metrics by kind side by side: {kind: {"n": n, metric: {run: value}}} for the runs given."""
+    out: dict[str, dict] = {}
+    for run, summary in summaries.items():
+        if not summary:
+            continue
+        for kind in CASE_KINDS:
+            row = summary.get("by_kind", {}).get(kind)
+            if not row:
+                continue
+            entry = out.setdefault(kind, {"n": row["n"]})
+            for metric in CASE_METRICS:
+                if row.get(metric) is not None:  # hit@3 and recall@5 are measured for cases like mine only
+                    entry.setdefault(metric, {})[run] = row[metric]
+    return out
 
 
 def check_thresholds(summary: dict, thresholds: dict) -> list[str]:

@@ -13,18 +13,29 @@ import pytest
 
 from advisor.config import PROJECT_ROOT
 from advisor.errors import AdvisorError
+from advisor.eval_report import write_reports
 from advisor.evaluation import (
+    CaseLocator,
+    CaseNames,
     EvalItem,
     EvalSetError,
     answer_all,
     build_judge_metrics,
+    case_hit_at,
+    case_precision,
+    case_recall,
+    cases_named,
+    cases_retrieved,
+    catalogue_off,
     check_thresholds,
     citation_faithfulness,
+    compare_cases,
     judge_llm_from_settings,
     evidence_recall,
     load_eval_set,
     quote_found,
     score,
+    score_cases,
     summarise,
 )
 
@@ -201,8 +212,12 @@ def test_cli_smoke_gate_passes_and_fails_below_thresholds(built_advisor, built_s
     result = gate(PROJECT_ROOT / "eval_sets/thresholds.toml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All thresholds met." in result.stdout
-    summary = json.loads((out / "summary.json").read_text())["advisor"]
+    report = json.loads((out / "summary.json").read_text())
+    summary = report["advisor"]
     assert summary["metrics"]["citation_faithfulness"] == 1.0
+    for kind in ("aggregate", "cases_like_mine"):  # the catalogue vs passage retrieval comparison was run
+        assert {"advisor", "passages"} <= set(report["cases"][kind]["case_recall"]), report["cases"]
+    assert "catalogue vs passage retrieval" in (out / "report.md").read_text()
     assert (out / "report.html").read_text().startswith("<!doctype html>")
     assert len((out / "results.jsonl").read_text().splitlines()) == summary["n"]
 
@@ -230,3 +245,145 @@ def test_cli_stops_on_a_bad_set_or_a_missing_judge_before_loading_anything(tmp_p
     good = _write(tmp_path, [GOOD])
     result = CliRunner().invoke(cli.app, ["eval", "--set", str(good), "--out", str(out), "--judge"])
     assert result.exit_code == 2 and "ADVISOR_JUDGE_BASE_URL" in " ".join(result.output.split())
+
+
+# ---- questions across case studies (issue 8) ------------------------------------------
+NAMES = CaseNames({
+    "KardiaMobile": ["AliveCor"], "ERAS": ["Enhanced Recovery After Surgery"], "ERAS+": [], "DAFNE": [],
+    "Schwartz Rounds (UK)": ["Schwartz Rounds"], "Schwartz Rounds (Point of Care Foundation)": ["Schwartz Rounds"],
+})
+
+
+def _listing(rows: list[tuple[str, list[int]]], cited_cases: dict[int, str] | None = None, refused=False) -> dict:
+    """A record shaped like the advisor's, one sentence per (text, markers) row."""
+    markers = sorted({m for _, ms in rows for m in ms})
+    cited_cases = cited_cases or {}
+    return {
+        "question": "q", "answer": "\n".join(t for t, _ in rows), "refused": refused, "backend": "catalogue",
+        "sentences": [{"text": t, "markers": ms, "verdict": "supported"} for t, ms in rows],
+        "citations": [{"marker": m, "chunk_id": f"c{m}", "quote": "a quote here", "case_study": cited_cases.get(m)}
+                      for m in markers],
+        "passages": [{"rank": m, "chunk_id": f"c{m}", "text": "so a quote here.", "case_study": cited_cases.get(m)}
+                     for m in markers],
+    }
+
+
+def test_a_case_counts_only_when_named_with_a_citation():
+    record = _listing([
+        ("KardiaMobile (Nuffield 2020): tariff or payment: “paid through the ERAS CQUIN”", [1]),
+        ("DAFNE was also mentioned, but without a citation.", []),
+        ("ERAS+ (Nuffield 2020): pathway", [2]),
+    ])
+    named = cases_named(record, NAMES)
+    assert named == ["KardiaMobile", "ERAS+"]  # not DAFNE (no marker), not ERAS (inside the quotation, or in ERAS+)
+    expected = ["KardiaMobile", "DAFNE"]
+    assert case_recall(named, expected) == 0.5
+    assert case_precision(named, expected) == 0.5  # the unexpected ERAS+ halves precision
+    assert case_recall(["KardiaMobile"], expected) == 0.5 and case_precision(["KardiaMobile"], expected) == 1.0
+    assert math.isnan(case_precision([], expected))
+    assert case_hit_at(["ERAS+", "ERAS", "DAFNE"], expected, 3) == 1.0
+    assert case_hit_at(["ERAS+", "ERAS", "ERAS", "DAFNE"], expected, 3) == 0.0
+    unresolved = _listing([("KardiaMobile is listed.", [1])])
+    unresolved["citations"] = []  # a marker that maps to no citation names nothing
+    assert cases_named(unresolved, NAMES) == []
+    assert cases_named({**record, "refused": True}, NAMES) == []
+
+
+def test_a_shared_alias_counts_for_the_case_its_citation_supports():
+    record = _listing([("Schwartz Rounds spread through pilots.", [1])], cited_cases={1: "Schwartz Rounds (UK)"})
+    assert cases_named(record, NAMES) == ["Schwartz Rounds (UK)"]
+    uncited_case = _listing([("Schwartz Rounds spread through pilots.", [1])])
+    assert set(cases_named(uncited_case, NAMES)) == {"Schwartz Rounds (UK)", "Schwartz Rounds (Point of Care Foundation)"}
+
+
+def test_passage_retrieval_names_the_top_k_case_studies():
+    passages = [{"rank": r, "case_study": c, "text": ""} for r, c in
+                [(2, "DAFNE"), (1, "ERAS"), (3, None), (4, "ERAS"), (5, "KardiaMobile"), (6, "ERAS+")]]
+    assert cases_retrieved({"passages": passages}, k=5) == ["ERAS", "DAFNE", "KardiaMobile"]
+
+
+def test_case_metrics_through_ragas_score_skip_other_kinds(built_advisor):
+    items = [
+        EvalItem(id="agg", user_input="Which used a tariff?", kind="aggregate", expected_cases=("KardiaMobile", "DAFNE")),
+        EvalItem(id="like", user_input="Cases like mine: surgery", kind="cases_like_mine", expected_cases=("ERAS", "ERAS+")),
+        EvalItem(id="fact", user_input="How many DAFNE centres?", kind="fact"),
+    ]
+    records = {
+        "agg": _listing([("KardiaMobile (Nuffield 2020)", [1]), ("ERAS (Against the Odds)", [2])]),
+        "like": _listing([("DAFNE (Against the Odds)", [1]), ("ERAS+ (Nuffield)", [2]), ("KardiaMobile", [3])]),
+        "fact": _listing([("DAFNE has 71 centres.", [1])]),
+    }
+    values, skipped = score(items, records, built_advisor.embedder, k=5, case_names=NAMES)
+    assert values["agg"]["case_recall"] == 0.5 and values["agg"]["case_precision"] == 0.5
+    assert "case_hit_at_3" not in values["agg"]  # ranking metrics are for cases like mine only
+    assert values["like"]["case_hit_at_3"] == 1.0 and values["like"]["case_recall_at_5"] == 0.5
+    assert values["like"]["case_precision"] == pytest.approx(1 / 3)
+    assert not any(m.startswith("case_") for m in values["fact"])
+    assert skipped["case_recall"] == 1 and skipped["case_hit_at_3"] == 2
+    by_passages = {"agg": {"passages": [{"rank": 1, "case_study": "DAFNE", "text": "x"}, {"rank": 2, "case_study": None, "text": "y"}]},
+                   "like": {"passages": []}, "fact": {"passages": []}}
+    values, _ = score_cases(items, {k: {**v, "refused": False} for k, v in by_passages.items()}, NAMES, k=5)
+    assert values["agg"]["case_recall"] == 0.5 and values["agg"]["case_precision"] == 1.0
+    assert values["like"]["case_recall"] == 0.0 and values["like"].get("case_precision") is None
+
+
+def test_citation_faithfulness_checks_catalogue_rows_against_their_passages():
+    record = _listing([("KardiaMobile (Nuffield 2020)", [1])])
+    assert citation_faithfulness(record) == 1.0
+    record["passages"][0]["text"] = "A passage without it."
+    assert citation_faithfulness(record) == 0.0
+
+
+def test_expected_cases_must_be_catalogue_names(tmp_path):
+    good = {"id": "c", "user_input": "Which used a tariff?", "kind": "aggregate", "expected_cases": ["my mhealth (myCOPD)"]}
+    assert load_eval_set(_write(tmp_path, [good]), CORPUS).items[0].expected_cases == ("my mhealth (myCOPD)",)
+    alias = {**good, "expected_cases": ["myCOPD"]}
+    with pytest.raises(EvalSetError, match=r"'myCOPD' is not in the case-study catalogue \(its name there is 'my mhealth \(myCOPD\)'\)"):
+        load_eval_set(_write(tmp_path, [alias]), CORPUS)
+    with pytest.raises(EvalSetError, match="'Theranos' is not in the case-study catalogue"):
+        load_eval_set(_write(tmp_path, [{**good, "expected_cases": ["Theranos"]}]), CORPUS)
+    with pytest.raises(EvalSetError, match="non-empty list"):
+        load_eval_set(_write(tmp_path, [{**good, "expected_cases": []}]), CORPUS)
+
+
+def test_passage_only_mode_bypasses_the_catalogue(built_advisor, monkeypatch):
+    question = "Which innovations used a national tariff or payment to spread?"
+    served = built_advisor.ask(question)
+    assert served.backend == "catalogue"
+    catalogue = built_advisor.case_catalogue.current
+    monkeypatch.setattr(catalogue, "answer", lambda *a, **kw: pytest.fail("the catalogue must not be asked"))
+    with catalogue_off(built_advisor) as advisor:
+        advisor.load()  # an index reload inside the comparison does not bring the catalogue back
+        plain = advisor.ask(question)
+    assert plain.backend != "catalogue" and len(plain.passages) == 5
+    assert cases_retrieved(plain.to_record(), k=5)  # the passages carry their case studies
+    assert built_advisor.case_catalogue.current is catalogue  # switched back on afterwards
+
+
+def test_baseline_passages_are_located_in_their_case_study():
+    locator = CaseLocator(CORPUS)
+    text = (CORPUS / NUFFIELD).read_text(encoding="utf-8")
+    at = text.index("KardiaMobile is marketed directly")
+    records = locator.annotate({"q": {"passages": [
+        {"rank": 1, "source": NUFFIELD, "text": text[at - 300: at + 600]},
+        {"rank": 2, "source": NUFFIELD, "text": text[:800]},
+        {"rank": 3, "source": NUFFIELD, "text": "not in the report at all"},
+    ]}})
+    assert [p["case_study"] for p in records["q"]["passages"]] == ["KardiaMobile", None, None]
+
+
+def test_report_shows_catalogue_vs_passage_retrieval(tmp_path):
+    def summary(recall):
+        return {"n": 2, "metrics": {"case_recall": recall}, "skipped": {}, "by_report": {},
+                "refusal": {"refused_out_of_scope": 0, "out_of_scope": 0, "refusal_accuracy_out_of_scope": None,
+                            "false_refusals": 0, "in_scope": 2, "false_refusal_rate": 0.0},
+                "by_kind": {"aggregate": {"n": 2, "case_recall": recall, "case_precision": recall / 2}}}
+    cases = compare_cases({"advisor": summary(0.875), "passages": summary(0.125), "baseline": None})
+    assert cases == {"aggregate": {"n": 2, "case_recall": {"advisor": 0.875, "passages": 0.125},
+                                   "case_precision": {"advisor": 0.4375, "passages": 0.0625}}}
+    write_reports(tmp_path, summary(0.875), [], None, cases)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Case studies: catalogue vs passage retrieval" in md
+    assert "| aggregate | 2 | case_recall | 0.875 | 0.125 |" in md
+    page = (tmp_path / "report.html").read_text()
+    assert "catalogue vs passage retrieval" in page and "<td>0.875</td><td>0.125</td>" in page
