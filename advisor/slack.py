@@ -69,6 +69,7 @@ MAX_CONTEXT_CHARS = 2000
 MAX_FALLBACK_CHARS = 3900
 MAX_QUOTE_CHARS = 600
 MAX_BUTTON_VALUE_CHARS = 2000
+MAX_THREAD_PAGES = 5  # conversations.replies pages (200 messages each) read for a follow-up's history
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _CHANNEL_LINK = re.compile(r"<#[CG][A-Z0-9]+(?:\|([^>]*))?>")
@@ -629,10 +630,23 @@ class SlackBot:
 
     def thread_history(self, client: WebClient, channel: str, thread_ts: str, before_ts: str,
                        bot_user_id: str | None) -> list[dict[str, str]]:
-        """The thread's earlier turns as chat messages: people's questions and this bot's answers."""
-        response = client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        """The thread's earlier turns as chat messages: people's questions and this bot's answers.
+
+        Slack lists a thread oldest first, a page at a time; the pages are followed (at most
+        `MAX_THREAD_PAGES`) so that in a long thread the turns just before the question are read.
+        """
+        messages: list[dict] = []
+        cursor = None
+        for _ in range(MAX_THREAD_PAGES):
+            response = client.conversations_replies(channel=channel, ts=thread_ts, limit=200, cursor=cursor)
+            page = response.get("messages", [])
+            messages.extend(page)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not response.get("has_more") or not cursor or any(
+                    float(m.get("ts", 0)) >= float(before_ts) for m in page):
+                break
         history: list[dict[str, str]] = []
-        for m in response.get("messages", []):
+        for m in messages:
             if float(m.get("ts", 0)) >= float(before_ts):
                 continue
             if bot_user_id and m.get("user") == bot_user_id:

@@ -193,9 +193,13 @@ class MockSlackWebApi:
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "reactions.add":
             return {"ok": True}
-        if method == "conversations.replies":
-            messages = self.threads.get((params.get("channel"), params.get("ts")), [])
-            return {"ok": True, "messages": sorted(messages, key=lambda m: float(m["ts"])), "has_more": False}
+        if method == "conversations.replies":  # oldest first, `limit` a page, `cursor` = offset
+            messages = sorted(self.threads.get((params.get("channel"), params.get("ts")), []),
+                              key=lambda m: float(m["ts"]))
+            start, limit = int(params.get("cursor") or 0), int(params.get("limit") or 1000)
+            more = start + limit < len(messages)
+            return {"ok": True, "messages": messages[start:start + limit], "has_more": more,
+                    "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
         if method == "response_url":
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}

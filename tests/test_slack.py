@@ -177,6 +177,24 @@ def test_thread_history_reads_people_and_this_bot_only(slack):
     ]
 
 
+def test_long_thread_history_reads_the_latest_turns(slack):
+    """Slack pages a thread oldest first: in a 450-message thread the turns just before the question count."""
+    bot = slack.app.bot
+    chatter = [{"ts": f"2.{i:04d}", "user": "U2", "text": f"chatter {i}"} for i in range(1, 449)]
+    slack.mock.seed_thread("C1", "2.0000", [
+        {"ts": "2.0000", "user": "U1", "text": f"<@{BOT_USER}> {QUESTION}"},
+        *chatter,
+        {"ts": "2.0449", "user": "U1", "text": "How did DAFNE spread?"},
+        {"ts": "2.0450", "user": "U1", "text": "this very message"},
+    ])
+    history = bot.thread_history(slack.app.client, "C1", "2.0000", before_ts="2.0450", bot_user_id=BOT_USER)
+    assert history[0] == {"role": "user", "content": QUESTION}
+    assert history[-1] == {"role": "user", "content": "How did DAFNE spread?"}
+    assert len(history) == 450
+    pages = slack.mock.calls_to("conversations.replies")
+    assert [p.params.get("cursor") for p in pages] == [None, "200", "400"]
+
+
 def test_slash_command_answers_privately(slack):
     url = slack.mock.response_url("cmd1")
     status, body, seconds = slack.sender.send_command(QUESTION, url)
