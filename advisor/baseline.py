@@ -8,6 +8,7 @@ measured, not claimed.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -27,21 +28,29 @@ class TutorialBaseline:
         from langchain_chroma import Chroma
 
         self.k = k
+        self.files = [p for p in discover_files([corpus_dir]) if p.suffix == ".txt"]
         client = chromadb.PersistentClient(path=str(persist_dir), settings=ChromaSettings(anonymized_telemetry=False))
-        self.store = Chroma(client=client, collection_name=COLLECTION, embedding_function=embeddings)
+        # one collection per corpus version: a changed report is never searched in its old form
+        name = f"{COLLECTION}_{self._fingerprint()}"
+        self.store = Chroma(client=client, collection_name=name, embedding_function=embeddings)
         if not self.store.get(limit=1)["ids"]:
-            self._build(corpus_dir)
+            self._build()
 
-    def _build(self, corpus_dir: Path) -> None:
+    def _fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(self.files):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def _build(self) -> None:
         from langchain_core.documents import Document
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
         docs = []
-        for path in discover_files([corpus_dir]):
-            if path.suffix == ".txt":
-                text = path.read_text(encoding="utf-8")
-                docs.append(Document(page_content=text, metadata={"source": path.name}))
+        for path in self.files:
+            text = path.read_text(encoding="utf-8")
+            docs.append(Document(page_content=text, metadata={"source": path.name}))
         chunks = splitter.split_documents(docs)
         self.store.add_documents(chunks)
 

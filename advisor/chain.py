@@ -154,6 +154,11 @@ def _retryable(exc: BaseException) -> bool:
     return status not in _NO_RETRY_STATUS
 
 
+def _is_empty_stream(exc: BaseException) -> bool:
+    """langchain-core raises this when a model streams nothing at all: an empty reply, not an outage."""
+    return isinstance(exc, ValueError) and "No generation chunks were returned" in str(exc)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
@@ -291,7 +296,10 @@ class LLMAnswerer:
                         yield delta
                 failure = None if "".join(parts).strip() else "empty: the model returned an empty reply"
             except Exception as exc:
-                failure = f"llm_unavailable: {_reason(exc)}"
+                if not parts and _is_empty_stream(exc):
+                    failure = "empty: the model returned an empty reply"
+                else:
+                    failure = f"llm_unavailable: {_reason(exc)}"
                 log.warning("LLM attempt %d failed: %s", attempt + 1, failure)
                 if parts or not _retryable(exc):
                     break  # text already shown cannot be taken back; some errors never heal

@@ -7,7 +7,8 @@ is removed from the text and reported. Each sentence is then labelled:
 - `supported`: a cited passage says it (semantic similarity to the passage's best sentence,
   from the local embedding model, plus lexical overlap with the passage), and every number
   the sentence states occurs in the cited passages;
-- `unsupported`: it cites passages, but none of them says it;
+- `unsupported`: it cites passages, but none of them says it (a passage that gives the model
+  instructions, a prompt injection, never counts as support);
 - `uncited`: it cites nothing.
 
 The policy (`flag` | `drop` | `fallback`) then decides what the user sees. The evaluation
@@ -31,6 +32,14 @@ _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*(%|per ?cent))?")
 _DECLINE = re.compile(
     r"\b(sources?|reports?|documents?|passages?)\b[^.]{0,40}\b(do(es)? not|don't|doesn't|cannot|can't)\b"
     r"[^.]{0,20}\b(cover|address|answer|say|mention|contain|include|discuss)",
+    re.IGNORECASE,
+)
+# A passage that talks to the model ("ignore previous instructions ...") is never evidence:
+# an answer that obeys it must not come out "supported" by the very text that injected it.
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.]{0,30}\b(previous|prior|above|earlier|all|any|your|these|system)\b"
+    r"[^.]{0,15}\b(instructions?|rules|prompts?|guidelines)\b"
+    r"|\byou are now\b|\b(system|developer) (prompt|message)\b|</?\s*sources?\s*>",
     re.IGNORECASE,
 )
 MAX_MARKER_RANGE = 10  # "[1-300]" is not a citation
@@ -67,6 +76,11 @@ def strip_markers(text: str) -> str:
 def declines(text: str) -> bool:
     """Does this sentence say the sources do not cover the question?"""
     return bool(_DECLINE.search(text))
+
+
+def looks_like_injection(text: str) -> bool:
+    """Does a passage contain instructions aimed at the model rather than the reader?"""
+    return bool(_INJECTION.search(text))
 
 
 def numbers_in(text: str) -> set[str]:
@@ -197,6 +211,8 @@ class CitationVerifier:
 
     def check(self, text: str, vector: np.ndarray, marker: int, passage: Passage) -> SentenceCheck:
         """How well `passage` backs the answer sentence `text` (with its unit vector)."""
+        if looks_like_injection(passage.chunk.text):
+            return SentenceCheck(marker, 0.0, 0.0, 0.0, "", ())
         quotes, quote_vectors = self._passage_sentences(passage)
         if len(quotes):
             sims = quote_vectors @ vector

@@ -77,6 +77,9 @@ def _openai(settings: Settings) -> "BaseChatModel":
         max_tokens=settings.llm_max_tokens,
         streaming=True,
         stream_usage=False,
+        # langchain-openai sends only `max_completion_tokens`; many compatible servers (llama.cpp's
+        # among them) read only the older `max_tokens` and would otherwise generate to the context end.
+        extra_body={"max_tokens": settings.llm_max_tokens} if settings.llm_base_url else None,
     )
 
 
