@@ -65,6 +65,11 @@ LIKE_WEIGHTS = {
     "evidence_type": 0.05,
 }
 MIN_LIKE_SCORE = 0.25  # below this a case is not "like" the description
+NO_SIMILAR_CASE = (
+    "None of the case studies in the catalogue is like that description: it shares no "
+    "innovation type, setting, organisation or way of spreading with any of them, and no "
+    "case is close to it in meaning. Try naming the kind of innovation and the setting."
+)
 _MIN_QUOTE_WORDS = 3
 _SPACE = re.compile(r"\s+")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # web extractions: "[engagement events](#)" reads "engagement events"
@@ -655,11 +660,7 @@ class CaseCatalogue:
         if query.kind == "like":
             matches = self.like(query.text, k=5, cases=pool)
             if not matches:
-                return builder.refuse(
-                    "None of the case studies in the catalogue is like that description: it shares no "
-                    "innovation type, setting, organisation or way of spreading with any of them, and no "
-                    "case is close to it in meaning. Try naming the kind of innovation and the setting."
-                )
+                return builder.refuse(NO_SIMILAR_CASE)
             wanted = self.vocabulary.parse_all(query.text)
             named = "; ".join(f"{FIELD_LABELS[f]}: {', '.join(sorted(v))}" for f, v in wanted.items())
             builder.intro(
@@ -698,6 +699,10 @@ class CaseCatalogue:
                 f"{', '.join(uncited)}."
             )
         return builder.build(note)
+
+    def anchors(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
+        """(case name, quote) -> the indexed chunk holding the quote, in the advisor's current index."""
+        return self._anchor(advisor)
 
     def _anchor(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
         """(case name, quote) -> the indexed chunk holding the quote, for this index generation."""

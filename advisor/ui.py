@@ -4,8 +4,15 @@ Answers stream in sentence by sentence; every marker in an answer is drawn from
 `Answer.citations` (never parsed from text) and the evidence panel shows each cited passage
 with its report, publisher, year, section and case study, the quoted sentence highlighted.
 Follow-ups are condensed with the conversation, filters restrict the search, and thumbs
-up/down with a comment go to the durable feedback store. Nothing is fetched from outside:
-analytics off, no share link, system fonts only.
+up/down with a comment go to the durable feedback store. Answers from the case-study
+catalogue show one case per line.
+
+Two tabs show the catalogue itself (`advisor.case_catalogue`): the explorer (a table of the
+case studies filtered by report and tags, and a card per case with every value's verbatim
+quote, where it is, and the indexed passage holding it, highlighted), and "cases like mine"
+(the cases ranked against a description and/or picked tags, with why they match, how they
+spread, where they differ and their quotes). Nothing is fetched from outside: analytics off,
+no share link, system fonts only.
 """
 
 from __future__ import annotations
@@ -15,15 +22,19 @@ import logging
 import os
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from advisor.advisor import Advisor
+from advisor.advisor import Advisor, clean_question
+from advisor.cases import (
+    FIELD_LABELS, NO_SIMILAR_CASE, TAG_FIELDS, CaseCatalogue, CaseMatch, CaseStudy, Evidence,
+)
 from advisor.condense import message_text
 from advisor.config import Settings, force_offline
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
-from advisor.types import Answer, Filters
+from advisor.types import Answer, Chunk, Filters
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,21 @@ CSS = """
 .library code { font-size: 0.85em; color: var(--body-text-color-subdued); }
 #feedback-status { padding: 0 10px; }
 sup.cite-marker { color: var(--color-accent); font-weight: 700; }
+#cases-table td, #cases-table th, #cases-table .cell-wrap { font-family: var(--font); font-size: 0.92em; }
+#cases-table td { cursor: pointer; }
+#case-card { max-height: 78vh; overflow-y: auto; }  /* the card scrolls beside the table */
+.case-card h3 { margin: 0 0 4px 0; }
+.case-card h4, .like-results h4 { margin: 14px 0 6px 0; }
+.case-card details.cite, .like-results details.cite { padding: 6px 10px; margin-bottom: 6px; }
+.case-card .value, .like-results .value { font-weight: 600; }
+.case-card .open, .like-results .open { color: var(--color-accent); font-size: 0.85em; white-space: nowrap; }
+.case-card details[open] .open, .like-results details[open] .open { display: none; }
+.case-card .quote, .like-results .quote { margin-top: 2px; }
+.like-results .match { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 14px;
+  margin: 0 0 14px 0; }
+.like-results .match h4 { margin-top: 0; }
+.like-results .score { color: var(--body-text-color-subdued); font-weight: 400; font-size: 0.9em; }
+.like-results .none, .case-card .none { font-weight: 600; }
 """
 
 
@@ -136,6 +162,8 @@ def render_answer_markdown(answer: Answer) -> str:
     """The answer for the chat bubble: each sentence with its citation markers."""
     if answer.refused or not answer.sentences:
         body = _escape(answer.text)
+    elif answer.backend == "catalogue" and len(answer.sentences) > 1:
+        body = _catalogue_rows(answer)
     else:
         parts = []
         for sentence in answer.sentences:
@@ -149,13 +177,32 @@ def render_answer_markdown(answer: Answer) -> str:
     return body + notes
 
 
+def _catalogue_rows(answer: Answer) -> str:
+    """A catalogue answer as its heading and a list, one case (row) per line with its markers.
+
+    The catalogue's first sentence is the heading; its markers are the rows' markers, so the
+    bubble shows them on the rows only.
+    """
+    head, *rows = answer.sentences
+    items = []
+    for row in rows:
+        markers = "".join(f"<sup class='cite-marker'>[{m}]</sup>" for m in row.markers)
+        items.append(f"- {_escape(row.text)}{markers}")
+    return _escape(head.text) + "\n\n" + "\n".join(items)
+
+
 def _highlight(passage: str, quote: str) -> str:
+    """The passage as HTML with the quote marked; the quote may be wrapped differently (white space)."""
     start = passage.find(quote)
-    if start < 0:
-        return _escape(passage)
     end = start + len(quote)
+    if start < 0:
+        words = quote.split()
+        found = re.search(r"\s+".join(re.escape(w) for w in words), passage) if words else None
+        if found is None:
+            return _escape(passage)
+        start, end = found.span()
     return (
-        _escape(passage[:start]) + "<mark>" + _escape(quote) + "</mark>" + _escape(passage[end:])
+        _escape(passage[:start]) + "<mark>" + _escape(passage[start:end]) + "</mark>" + _escape(passage[end:])
     )
 
 
@@ -218,6 +265,157 @@ def render_corpus(advisor: Advisor) -> str:
         "<table><thead><tr><th>Report</th><th>Publisher</th><th>Year</th><th>Passages</th>"
         "<th>Case studies</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
     )
+
+
+# ---- case studies --------------------------------------------------------------------
+CASE_COLUMNS = ["Case study", "Report", "Innovation type", "Setting"]  # how each spread: on its card
+CASE_FILTERS = ("innovation_type", "setting", "mechanism")  # with the report, the explorer's filters
+LIKE_PICKERS = ("innovation_type", "setting", "organisation_type")
+CARD_FIELDS = (
+    "description", "innovation_type", "setting", "organisation_type", "scale",
+    "mechanism", "evidence_type", "barrier", "lesson",
+)
+ANY = ""  # a filter left at "Any"
+CARD_HINT = "Choose a case study in the table (or the list above) to see every value with its quote."
+LIKE_HINT = "Describe your innovation and its setting, or pick tags, then press Find similar cases."
+NO_LIKE_INPUT = "Describe your innovation and its setting in a sentence, or pick at least one tag."
+
+
+def catalogue_problem(advisor: Advisor) -> str | None:
+    """Why there are no case studies to show, in a sentence; None when the catalogue is loaded."""
+    loader = advisor.case_catalogue
+    if loader.current is not None:
+        return None
+    if not advisor.ready:
+        return "The case studies open when the library of reports is ready; it is being built."
+    if loader.error:
+        return (
+            f"The case-study catalogue could not be loaded, so case studies cannot be shown: {loader.error}. "
+            "The chat still answers from the reports."
+        )
+    return (
+        "This library has no case-study catalogue (case_studies.yaml in the corpus), so there are no "
+        "case studies to show. The chat still answers from the reports."
+    )
+
+
+def _like_message(text: str) -> str:
+    return f"<div class='evidence like-results'><p class='none'>{_escape(text)}</p></div>"
+
+
+def _problem_html(advisor: Advisor) -> str:
+    return f"<div class='evidence'><p class='none'>{_escape(catalogue_problem(advisor) or '')}</p></div>"
+
+
+def tag_choices(catalogue: CaseCatalogue, field_name: str) -> list[tuple[str, str]]:
+    """The values of a tag field that some case has, in vocabulary order, labelled with their counts."""
+    counts = Counter(v for case in catalogue.cases for v in case.values(field_name))
+    return [(f"{v} ({counts[v]})", v) for v in catalogue.vocabulary.values(field_name) if counts[v]]
+
+
+def report_choices(catalogue: CaseCatalogue) -> list[tuple[str, str]]:
+    """The reports that have case studies, labelled with publisher, year, title and count."""
+    first: dict[str, CaseStudy] = {}
+    counts = Counter(case.source for case in catalogue.cases)
+    for case in catalogue.cases:
+        first.setdefault(case.source, case)
+    return [(f"{c.report}: {c.title} ({counts[s]})", s) for s, c in first.items()]
+
+
+def filter_cases(catalogue: CaseCatalogue, source: str = ANY, **tags: str) -> list[CaseStudy]:
+    """The explorer's filter: the catalogue's own `.filter`, a filter left at "Any" ignored."""
+    return catalogue.filter(source=source or None, **{f: v for f, v in tags.items() if v})
+
+
+def case_rows(cases: list[CaseStudy]) -> list[list[str]]:
+    """The explorer's table: one row per case (plain text; the table shows it as text)."""
+    return [
+        [
+            case.name,
+            case.report,
+            ", ".join(case.values("innovation_type")),
+            ", ".join(case.values("setting")) or "-",
+        ]
+        for case in cases
+    ]
+
+
+def _where(case: CaseStudy, evidence: Evidence, chunk: Chunk | None) -> str:
+    page = chunk.meta.get("page") if chunk is not None else None
+    parts = [case.report, case.section, f"line {evidence.line}"] + ([f"p. {page}"] if page else [])
+    return " · ".join(_escape(str(p)) for p in parts if p)
+
+
+def render_quote(case: CaseStudy, evidence: Evidence, chunk: Chunk | None) -> str:
+    """One value with its verbatim quote and where it is; a click shows the passage holding it."""
+    value = evidence.value + (f" ({evidence.year})" if evidence.year else "")
+    head = (
+        f"<span class='value'>{_escape(value)}</span>"
+        f"<div class='quote'>“{_escape(evidence.quote)}”</div>"
+        f"<span class='where'>{_where(case, evidence, chunk)}</span>"
+    )
+    if chunk is None:  # the catalogue is checked against the reports, but the index may be older
+        return (
+            f"<div class='cite'>{head}<div class='hint'>This quote is not in the current index"
+            " (run <code>advisor ingest</code>).</div></div>"
+        )
+    return (
+        f"<details class='cite'><summary>{head} <span class='open'>Show the passage ›</span></summary>"
+        f"<div class='passage'>{_highlight(chunk.text, evidence.quote)}</div></details>"
+    )
+
+
+def render_case_card(case: CaseStudy | None, anchors: dict[tuple[str, str], Chunk]) -> str:
+    """A case study's card: every field, each value with its quote, location and passage."""
+    if case is None:
+        return f"<div class='evidence case-card'><p class='hint'>{_escape(CARD_HINT)}</p></div>"
+    aka = f" <span class='where'>(also {_escape(', '.join(case.aliases))})</span>" if case.aliases else ""
+    parts = [
+        f"<div class='evidence case-card'><h3>{_escape(case.name)}{aka}</h3>",
+        f"<p class='where'><b>{_escape(case.title)}</b> · {_escape(case.report)}<br>"
+        f"<code>{_escape(case.source)}</code> · {_escape(case.section)}"
+        f" · lines {case.lines[0]}-{case.lines[1]}</p>",
+        "<p class='hint'>Every value below is quoted from the report. Click a quote to read the passage "
+        "it comes from, the quote highlighted.</p>",
+    ]
+    for field_name in CARD_FIELDS:
+        items = case.evidence_for(field_name)
+        label = FIELD_LABELS[field_name].capitalize()
+        if not items:
+            if field_name in TAG_FIELDS:
+                parts.append(f"<h4>{_escape(label)}</h4><p class='hint'>The report does not say.</p>")
+            continue
+        parts.append(f"<h4>{_escape(label)}</h4>")
+        parts.extend(render_quote(case, e, anchors.get((case.name, e.quote))) for e in items)
+    return "".join(parts) + "</div>"
+
+
+def render_case_matches(matches: list[CaseMatch], anchors: dict[tuple[str, str], Chunk]) -> str:
+    """"Cases like mine": each case's score, why it matched, how it spread, how it differs, its quotes."""
+    if not matches:
+        return _like_message(NO_SIMILAR_CASE)
+    parts = [
+        f"<div class='evidence like-results'><p class='hint'>The {len(matches)} case "
+        f"{'study' if len(matches) == 1 else 'studies'} most like yours, best first."
+        " Click a quote to read its passage.</p>"
+    ]
+    for n, match in enumerate(matches, start=1):
+        case = match.case
+        spread = ", ".join(case.values("mechanism")) or "the report does not say"
+        differs = "; ".join(match.differences) or "nothing in what you described"
+        parts.append(
+            f"<div class='match'><h4>{n}. {_escape(case.name)} "
+            f"<span class='score'>score {match.score:.2f}</span></h4>"
+            f"<p class='where'>{_escape(case.report)} · {_escape(case.title)} · {_escape(case.section)}</p>"
+            f"<p>{_escape(case.description)}</p>"
+            f"<p><b>Why it matched:</b> {_escape('; '.join(match.reasons))}</p>"
+            f"<p><b>What it did to spread:</b> {_escape(spread)}</p>"
+            f"<p><b>Where its context differs:</b> {_escape(differs)}</p>"
+            "<p><b>Evidence:</b></p>"
+            + "".join(render_quote(case, e, anchors.get((case.name, e.quote))) for e in match.citations)
+            + "</div>"
+        )
+    return "".join(parts) + "</div>"
 
 
 def shown_question(question: str, limit: int = 600) -> str:
@@ -322,15 +520,99 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
     def new_conversation():
         return [], render_evidence(None), "", {}, "", ""
 
+    # ---- case studies: the explorer and "cases like mine" ----
+    def explorer_state() -> dict[str, Any]:
+        """Choices and contents for the case-study tabs, from the catalogue now served."""
+        catalogue = advisor.case_catalogue.current
+        any_ = [("Any", ANY)]
+        if catalogue is None:
+            return {
+                "status": _escape(catalogue_problem(advisor) or ""), "reports": any_,
+                "tags": {f: any_ for f in CASE_FILTERS}, "rows": [], "count": "", "names": [],
+                "card": _problem_html(advisor), "like": {f: [] for f in LIKE_PICKERS},
+            }
+        return {
+            "status": "",
+            "reports": any_ + report_choices(catalogue),
+            "tags": {f: any_ + tag_choices(catalogue, f) for f in CASE_FILTERS},
+            "rows": case_rows(catalogue.cases),
+            "count": f"All {len(catalogue)} case studies in the catalogue.",
+            "names": [c.name for c in catalogue.cases],
+            "card": render_case_card(None, {}),
+            "like": {f: tag_choices(catalogue, f) for f in LIKE_PICKERS},
+        }
+
+    def explorer():
+        """Updates that refill the case-study tabs (after the build, on page load)."""
+        state = explorer_state()
+        return (
+            state["status"],
+            gr.update(choices=state["reports"], value=ANY),
+            *(gr.update(choices=state["tags"][f], value=ANY) for f in CASE_FILTERS),
+            state["rows"],
+            state["count"],
+            gr.update(choices=state["names"], value=None),
+            state["card"],
+            *(gr.update(choices=state["like"][f], value=[]) for f in LIKE_PICKERS),
+        )
+
+    def on_filter(source, innovation_type, setting, mechanism):
+        catalogue = advisor.case_catalogue.current
+        if catalogue is None:
+            return [], _escape(catalogue_problem(advisor) or "")
+        try:
+            cases = filter_cases(
+                catalogue, source, innovation_type=innovation_type, setting=setting, mechanism=mechanism
+            )
+        except AdvisorError as exc:  # a value the catalogue no longer has (it was reloaded)
+            return [], _escape(str(exc))
+        count = f"{len(cases)} of {len(catalogue)} case studies match." if cases else (
+            f"None of the {len(catalogue)} case studies matches all of these filters."
+        )
+        return case_rows(cases), count
+
+    def on_case(name):
+        catalogue = advisor.case_catalogue.current
+        if catalogue is None:
+            return _problem_html(advisor)
+        case = catalogue.get(name) if name else None
+        return render_case_card(case, catalogue.anchors(advisor) if case else {})
+
+    def on_row(data: gr.SelectData):
+        row = data.row_value or []
+        return row[0] if row else gr.skip()
+
+    on_row.__annotations__["data"] = gr.SelectData  # gradio reads the type, not its name
+
+    def on_like_cases(text, innovation_types, settings_, organisation_types):
+        catalogue = advisor.case_catalogue.current
+        if catalogue is None:
+            return _problem_html(advisor)
+        picked = {
+            f: list(v)
+            for f, v in zip(LIKE_PICKERS, (innovation_types, settings_, organisation_types))
+            if v
+        }
+        text = (text or "").strip()
+        try:
+            if text:
+                text = clean_question(text, settings.max_question_chars)
+            elif not picked:
+                return _like_message(NO_LIKE_INPUT)
+            matches = catalogue.like(text, k=5, tags=picked or None)
+        except AdvisorError as exc:
+            return _like_message(str(exc))
+        return render_case_matches(matches, catalogue.anchors(advisor))
+
     def refresh():
         docs, cases = filter_choices()
         banner = "" if advisor.ready else builder.banner()
-        return gr.update(choices=docs), gr.update(choices=cases), render_corpus(advisor), banner
+        return gr.update(choices=docs), gr.update(choices=cases), render_corpus(advisor), banner, *explorer()
 
     def poll_build():
-        if advisor.ready:  # built: fill the filters and the library, stop polling
+        if advisor.ready:  # built: fill the filters, the library and the case studies, stop polling
             return (*refresh(), gr.Timer(active=False))
-        return gr.skip(), gr.skip(), gr.skip(), builder.banner(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), builder.banner(), *[gr.skip()] * len(explored), gr.skip()
 
     with gr.Blocks(title="Spread Advisor", analytics_enabled=False, fill_height=True) as demo:
         answers = gr.State({})
@@ -387,6 +669,62 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
                         feedback_status = gr.Markdown(elem_id="feedback-status")
         with gr.Tab("Library"):
             corpus = gr.HTML(render_corpus(advisor), elem_id="library")
+        shown = explorer_state()  # API clients see these choices; the page's are refreshed on load
+        with gr.Tab("Case studies", elem_id="cases-tab"):
+            cases_status = gr.Markdown(shown["status"], elem_id="cases-status")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=5):
+                    with gr.Group():
+                        with gr.Row():
+                            case_report = gr.Dropdown(
+                                shown["reports"], value=ANY, label="Report", elem_id="cases-report", scale=3
+                            )
+                            case_type = gr.Dropdown(
+                                shown["tags"]["innovation_type"], value=ANY, label="Innovation type",
+                                elem_id="cases-type", scale=2,
+                            )
+                        with gr.Row():
+                            case_setting = gr.Dropdown(
+                                shown["tags"]["setting"], value=ANY, label="Setting", elem_id="cases-setting"
+                            )
+                            case_mechanism = gr.Dropdown(
+                                shown["tags"]["mechanism"], value=ANY, label="Spread through",
+                                elem_id="cases-mechanism",
+                            )
+                    case_count = gr.Markdown(shown["count"], elem_id="cases-count")
+                    case_table = gr.Dataframe(
+                        shown["rows"], headers=CASE_COLUMNS, interactive=False, wrap=True, max_height=640,
+                        column_widths=["32%", "22%", "22%", "24%"], elem_id="cases-table",
+                    )
+                with gr.Column(scale=4):
+                    case_picker = gr.Dropdown(
+                        shown["names"], value=None, label="Open a case study", elem_id="case-picker"
+                    )
+                    case_card = gr.HTML(shown["card"], elem_id="case-card")
+        with gr.Tab("Cases like mine", elem_id="like-tab"):
+            gr.Markdown(
+                "Describe your innovation and where it is used, and/or pick tags: the case studies most like "
+                "it are ranked, with why they match, how they spread, where their context differs and the "
+                "quotes behind each point."
+            )
+            like_text = gr.Textbox(
+                label="Your innovation and its setting",
+                placeholder="e.g. a digital tool for GP practices, made by a small company",
+                lines=2, elem_id="like-text",
+            )
+            with gr.Row():
+                like_type, like_setting, like_org = (
+                    gr.Dropdown(
+                        shown["like"][f], value=[], multiselect=True, label=label, elem_id=f"like-{key}"
+                    )
+                    for f, label, key in zip(
+                        LIKE_PICKERS,
+                        ("Innovation type", "Setting", "Organisation"),
+                        ("type", "setting", "org"),
+                    )
+                )
+            like_find = gr.Button("Find similar cases", variant="primary", elem_id="like-find")
+            like_results = gr.HTML(f"<p class='hint'>{_escape(LIKE_HINT)}</p>", elem_id="like-results")
 
         inputs = [question, chatbot, doc_filter, case_filter, answers]
         outputs = [chatbot, evidence, searched, answers, question]
@@ -400,9 +738,19 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
         chatbot.like(on_like, [comment, answers], rated, api_name=False)
         chatbot.clear(new_conversation, None, [chatbot, evidence, searched, answers, question, feedback_status],
                       api_name=False)
-        demo.load(refresh, None, [doc_filter, case_filter, corpus, build_status], api_name=False)
-        build_timer.tick(poll_build, None, [doc_filter, case_filter, corpus, build_status, build_timer],
-                         api_name=False, show_progress="hidden")
+        case_filters = [case_report, case_type, case_setting, case_mechanism]
+        gr.on([f.input for f in case_filters], on_filter, case_filters, [case_table, case_count],
+              api_name="filter_cases", show_progress="hidden")
+        case_picker.change(on_case, [case_picker], [case_card], api_name="case_card", show_progress="hidden")
+        case_table.select(on_row, None, [case_picker], api_name=False, show_progress="hidden")
+        like_inputs = [like_text, like_type, like_setting, like_org]
+        like_find.click(on_like_cases, like_inputs, [like_results], api_name="cases_like")
+        like_text.submit(on_like_cases, like_inputs, [like_results], api_name=False)
+        explored = [cases_status, *case_filters, case_table, case_count, case_picker, case_card,
+                    like_type, like_setting, like_org]
+        demo.load(refresh, None, [doc_filter, case_filter, corpus, build_status, *explored], api_name=False)
+        polled = [doc_filter, case_filter, corpus, build_status, *explored, build_timer]
+        build_timer.tick(poll_build, None, polled, api_name=False, show_progress="hidden")
     return demo
 
 

@@ -93,3 +93,66 @@ def test_ask_open_a_citation_and_follow_up(served, output_dir):
     assert (output_dir / "answer-with-citation.png").stat().st_size > 10_000
     hosts = {urlparse(u).hostname for u in requests if u.startswith("http")}
     assert hosts <= {"127.0.0.1"}, f"the page reached outside: {hosts}"
+
+
+def test_case_studies_filter_open_a_card_and_a_quotes_passage(served, built_advisor, output_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    catalogue = built_advisor.case_catalogue.current
+    assert catalogue is not None
+    primary = catalogue.filter(setting="primary care")
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(served[0], wait_until="load")
+            page.get_by_role("tab", name="Case studies").click()
+            grid = page.locator("#cases-table [role=grid]")  # a virtual table: rows drawn as they scroll in
+            rows = page.locator("#cases-table div[role=row]")
+            # the row count includes the header row
+            expect(grid).to_have_attribute("aria-rowcount", str(len(catalogue) + 1), timeout=60_000)
+            expect(page.locator("#cases-count")).to_contain_text(f"All {len(catalogue)}")
+
+            page.locator("#cases-setting input").click()
+            page.get_by_role("option", name=f"primary care ({len(primary)})").click()
+            expect(grid).to_have_attribute("aria-rowcount", str(len(primary) + 1), timeout=30_000)
+            expect(rows).to_have_count(len(primary))
+            expect(page.locator("#cases-count")).to_contain_text(f"{len(primary)} of {len(catalogue)}")
+            cells = [rows.nth(i).locator("[role=gridcell]").first for i in range(len(primary))]
+            shown = [cell.inner_text().strip() for cell in cells]
+            assert shown == [c.name for c in primary]
+
+            rows.nth(1).locator("[role=gridcell]").first.click()  # open the second case's card
+            case = primary[1]
+            card = page.locator("#case-card")
+            expect(card.locator("h3")).to_contain_text(case.name, timeout=30_000)
+            expect(card.locator("details.cite")).to_have_count(len(case.evidence))
+
+            link = card.locator("details.cite").nth(1)
+            passage = link.locator(".passage")
+            expect(passage).to_be_hidden()
+            link.locator(".open").click()  # "Show the passage"
+            expect(passage).to_be_visible()
+            expect(passage.locator("mark")).to_have_count(1)
+            quote = " ".join(link.locator(".quote").inner_text().strip("“” ").split())
+            assert quote and quote == " ".join(passage.locator("mark").inner_text().split())
+            link.scroll_into_view_if_needed()
+            page.screenshot(path=str(output_dir / "case-card.png"), full_page=True)
+
+            page.get_by_role("tab", name="Cases like mine").click()
+            description = "a digital tool for GP practices, made by a small company"
+            page.locator("#like-text textarea").fill(description)
+            page.locator("#like-find").click()
+            matches = page.locator("#like-results .match")
+            expect(matches.first).to_be_visible(timeout=60_000)
+            assert 1 <= matches.count() <= 5
+            expect(matches.first).to_contain_text("Why it matched")
+            page.screenshot(path=str(output_dir / "cases-like-mine.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert (output_dir / "case-card.png").stat().st_size > 10_000
+    hosts = {urlparse(u).hostname for u in requests if u.startswith("http")}
+    assert hosts <= {"127.0.0.1"}, f"the page reached outside: {hosts}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -160,3 +161,176 @@ def test_the_advisor_gets_the_conversation_as_plain_text():
         {"role": "user", "content": "And staff?"},
         {"role": "assistant", "content": "The advisor is still building its library."},
     ]
+
+
+# ---- case studies: the explorer, "cases like mine", catalogue answers in the chat -------------
+NUFFIELD = "nuffield-2020-achieving-scale-and-spread.txt"
+_ITEM = re.compile(
+    r"<details class='cite'><summary>.*?<div class='quote'>“(.*?)”</div>.*?</summary>"
+    r"<div class='passage'>(.*?)</div></details>",
+    re.DOTALL,
+)
+
+
+@pytest.fixture(scope="module")
+def catalogue(built_advisor):
+    catalogue = built_advisor.case_catalogue.current
+    assert catalogue is not None, built_advisor.case_catalogue.error
+    return catalogue
+
+
+def _plain(markup: str) -> str:
+    from advisor.cases import normalise_space
+
+    return normalise_space(html.unescape(re.sub(r"<[^>]+>", "", markup)))
+
+
+def _quotes_and_passages(markup: str) -> list[tuple[str, str, str]]:
+    """(quote, highlighted text, passage text) for every quote that opens onto its passage."""
+    items = []
+    for quote, passage in _ITEM.findall(markup):
+        marked = re.findall(r"<mark>(.*?)</mark>", passage, re.DOTALL)
+        items.append((_plain(quote), _plain(" ".join(marked)), _plain(passage)))
+    return items
+
+
+def test_case_explorer_lists_every_case(client, catalogue):
+    table, count = client.predict("", "", "", "", api_name="/filter_cases")
+    names = [row[0] for row in table["data"]]
+    assert names == [c.name for c in catalogue.cases]
+    assert len(names) == 23 and "23" in count
+    assert table["headers"][:2] == ["Case study", "Report"]
+
+
+@pytest.mark.parametrize(
+    "source, innovation_type, setting, mechanism",
+    [
+        ("", "digital tool", "primary care", ""),
+        (NUFFIELD, "", "", "clinical champions"),
+        ("", "", "", "tariff or payment"),
+        ("", "", "mental health", ""),
+    ],
+)
+def test_case_explorer_filter_gives_the_catalogues_own_cases(
+    client, catalogue, source, innovation_type, setting, mechanism
+):
+    table, count = client.predict(source, innovation_type, setting, mechanism, api_name="/filter_cases")
+    picked = (("innovation_type", innovation_type), ("setting", setting), ("mechanism", mechanism))
+    tags = {f: v for f, v in picked if v}
+    expected = [c.name for c in catalogue.filter(source=source or None, **tags)]
+    assert 0 < len(expected) < 23
+    assert [row[0] for row in table["data"]] == expected
+    assert count.startswith(f"{len(expected)} of 23")
+
+
+def test_case_explorer_filter_with_no_case_says_so(client):
+    table, count = client.predict(NUFFIELD, "", "ambulance service", "", api_name="/filter_cases")
+    assert table["data"] == [] and "None of the 23" in count
+
+
+def test_case_card_shows_every_quote_and_its_passage(client, catalogue):
+    for case in catalogue.cases:
+        card = client.predict(case.name, api_name="/case_card")
+        assert f"<h3>{html.escape(case.name, quote=False)}" in card
+        text = _plain(card)
+        for e in case.evidence:
+            assert e.quote in text, (case.name, e.field, e.quote)
+            assert f"line {e.line}" in card and case.report in card
+        items = _quotes_and_passages(card)
+        assert len(items) == len(case.evidence), case.name  # every quote opens onto its passage
+        for quote, marked, passage in items:
+            assert quote in passage, (case.name, quote)
+            assert marked == quote, (case.name, quote, marked)
+
+
+def test_case_card_and_matches_escape_corpus_text(catalogue):
+    from dataclasses import replace
+
+    from advisor.cases import CaseMatch
+    from advisor.ui import render_case_card, render_case_matches
+
+    case = catalogue.get("KardiaMobile")
+    bad = "<img src=x onerror=alert(1)>"
+    evidence = tuple(replace(e, value=bad) if e.field == "lesson" else e for e in case.evidence)
+    case = replace(case, name=bad, section=bad, evidence=evidence)
+    for markup in (
+        render_case_card(case, {}),
+        render_case_matches([CaseMatch(case, 0.5, (bad,), case.evidence[:3], (bad,))], {}),
+    ):
+        assert "<img" not in markup and "&lt;img src=x onerror=alert(1)&gt;" in markup
+    assert "Choose a case study" in render_case_card(None, {})
+
+
+def test_cases_like_mine_ranks_cases_with_quotes_from_the_corpus(client):
+    from advisor.cases import normalise_space
+    from tests.conftest import CORPUS
+
+    description = "a mental health liaison team in an acute hospital"
+    results = client.predict(description, [], [], [], api_name="/cases_like")
+    ranked = re.findall(r"<h4>(\d+)\. (.*?) <span class='score'>score ([0-9.]+)</span></h4>", results)
+    assert ranked and ranked[0][1] == "RAID"
+    assert [int(n) for n, _, _ in ranked] == list(range(1, len(ranked) + 1))
+    scores = [float(s) for _, _, s in ranked]
+    assert scores == sorted(scores, reverse=True)
+    for heading in ("Why it matched:", "What it did to spread:", "Where its context differs:"):
+        assert results.count(heading) == len(ranked)
+    corpus = " ".join(p.read_text(encoding="utf-8") for p in CORPUS.glob("*.txt"))
+    # web links read as their text, as the catalogue reads them
+    corpus = normalise_space(re.sub(r"\[([^\]]*)\]\(#\)", r"\1", corpus))
+    items = _quotes_and_passages(results)
+    assert len(items) >= 2 * len(ranked)  # each case cites its description and how it spread at least
+    for quote, marked, passage in items:
+        assert quote in corpus and quote in passage and marked == quote
+
+
+def test_cases_like_mine_from_picked_tags(client, catalogue):
+    results = client.predict("", ["digital tool"], ["primary care"], [], api_name="/cases_like")
+    ranked = re.findall(r"<h4>\d+\. (.*?) <span class='score'>", results)
+    tags = {"innovation_type": ["digital tool"], "setting": ["primary care"]}
+    expected = catalogue.like("", k=5, tags=tags)
+    assert ranked and ranked == [m.case.name for m in expected]
+
+
+@pytest.mark.parametrize("description", ["a recipe for chocolate cake with strawberries", "zxqv blorp"])
+def test_cases_like_mine_with_nothing_in_common_says_so(client, description):
+    from advisor.cases import NO_SIMILAR_CASE
+
+    results = client.predict(description, [], [], [], api_name="/cases_like")
+    assert html.escape(NO_SIMILAR_CASE, quote=False) in results
+    assert "score" not in results and "<details" not in results
+
+
+def test_cases_like_mine_needs_a_description_or_a_tag(client):
+    results = client.predict("   ", [], [], [], api_name="/cases_like")
+    assert "Describe your innovation" in results and "score" not in results
+
+
+def test_catalogue_answer_shows_one_case_per_line(client, catalogue):
+    question = "Which innovations spread through clinical champions?"
+    history, *_ = client.predict(question, [], [], [], api_name="/ask")
+    bubble = _text(history[-1])
+    rows = [line for line in bubble.split("\n") if line.startswith("- ")]
+    expected = [c.name for c in catalogue.filter(mechanism="clinical champions")]
+    assert len(rows) == len(expected) >= 10
+    for row, name in zip(rows, expected):
+        assert row.startswith(f"- {html.escape(name, quote=False)} ("), row
+        assert re.search(r"<sup class='cite-marker'>\[\d+\]</sup>$", row), row
+    head = bubble.split("\n")[0]
+    assert "case studies recorded with" in head and "cite-marker" not in head
+
+
+def test_case_tabs_say_plainly_when_the_catalogue_is_broken(client, built_advisor, corpus_copy, monkeypatch):
+    from advisor.cases import CATALOGUE_NAME, CatalogueLoader
+    from advisor.ui import catalogue_problem
+
+    (corpus_copy / CATALOGUE_NAME).write_text("cases: [unclosed\n", encoding="utf-8")
+    broken = CatalogueLoader(corpus_copy)
+    assert broken.reload() is None
+    monkeypatch.setattr(built_advisor, "case_catalogue", broken)
+    assert "could not be loaded" in catalogue_problem(built_advisor)
+    table, count = client.predict("", "", "", "", api_name="/filter_cases")
+    assert table["data"] == [] and "could not be loaded" in count and "not valid YAML" in count
+    assert "could not be loaded" in client.predict("KardiaMobile", api_name="/case_card")
+    assert "could not be loaded" in client.predict("a digital tool", [], [], [], api_name="/cases_like")
+    history, *_ = client.predict("What role do clinical champions play?", [], [], [], api_name="/ask")
+    assert "[1]" in _text(history[-1])  # the chat keeps answering from the passages
