@@ -9,7 +9,8 @@ field, and `CatalogueLoader` keeps serving the previous catalogue.
 Three uses, all offline:
 - `CaseCatalogue.filter(**tags)`: the cases with given tags (the web page's explorer).
 - `CaseCatalogue.like(text)`: "cases like mine", ranked by shared tags and by meaning, with a
-  minimum score so a description with nothing in common gets "no similar case".
+  minimum score so a description with nothing in common gets "no similar case", and cut where
+  similarity falls off (`LIKE_MARGIN` below the best) rather than always five.
 - `CaseCatalogue.answer(question, advisor)`: questions across cases ("which innovations used a
   tariff?", "how many are digital tools?", "compare IAPT and RAID", "cases like mine: ...")
   answered with one cited row per case instead of five passages; None for other questions.
@@ -65,6 +66,9 @@ LIKE_WEIGHTS = {
     "evidence_type": 0.05,
 }
 MIN_LIKE_SCORE = 0.25  # below this a case is not "like" the description
+# Cases more than this below the best score are not shown: a description close to one case gets
+# that case, not four weaker ones to make up the number.
+LIKE_MARGIN = 0.15
 NO_SIMILAR_CASE = (
     "None of the case studies in the catalogue is like that description: it shares no "
     "innovation type, setting, organisation or way of spreading with any of them, and no "
@@ -158,6 +162,7 @@ class Term:
     value: str
     description: str
     synonyms: tuple[str, ...]
+    generic: tuple[str, ...] = ()  # words naming the value only when they stand alone (see `Vocabulary.find`)
 
 
 @dataclass(frozen=True)
@@ -204,16 +209,15 @@ class Vocabulary:
         for term in terms:
             self.terms[term.field][term.value] = term
         phrases: dict[str, set[tuple[str, str]]] = {}
+        self._generic: set[str] = set()
         for field_terms in self.terms.values():
             for term in field_terms.values():
-                for phrase in (term.value, *term.synonyms):
+                for phrase in (term.value, *term.synonyms, *term.generic):
                     phrases.setdefault(phrase.lower(), set()).add((term.field, term.value))
+                self._generic.update(g.lower() for g in term.generic)
         # longest first, so "primary care network" is read before "network"
         self._phrases = sorted(phrases.items(), key=lambda p: (-len(p[0]), p[0]))
-        self._patterns = [
-            (re.compile(rf"(?<![\w-]){re.escape(p)}(?![\w-])", re.IGNORECASE), targets)
-            for p, targets in self._phrases
-        ]
+        self._patterns = [(_phrase_pattern(p), targets) for p, targets in self._phrases]
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         field_name, value = item
@@ -223,24 +227,43 @@ class Vocabulary:
         return list(self.terms.get(field_name, {}))
 
     def find(self, text: str) -> list[tuple[tuple[int, int], frozenset[tuple[str, str]]]]:
-        """Every vocabulary phrase in the text: (span, {(field, value), ...}), longest first."""
+        """Every vocabulary phrase in the text: (span, {(field, value), ...}), in text order.
+
+        Longer phrases win over the shorter ones inside them. A generic word ("services") right
+        after another phrase is that phrase's head noun ("mental health services") and is dropped.
+        """
         taken: list[tuple[int, int]] = []
         found = []
-        for pattern, targets in self._patterns:
+        generic: set[tuple[int, int]] = set()
+        for (pattern, targets), (phrase, _) in zip(self._patterns, self._phrases):
             for m in pattern.finditer(text):
                 span = m.span()
                 if any(span[0] < b and a < span[1] for a, b in taken):
                     continue
                 taken.append(span)
                 found.append((span, frozenset(targets)))
-        return sorted(found)
+                if phrase in self._generic:
+                    generic.add(span)
+        found.sort()
+        kept = []
+        for i, (span, targets) in enumerate(found):
+            if span in generic and i and _HEAD_JOIN.fullmatch(text[found[i - 1][0][1] : span[0]]):
+                continue
+            kept.append((span, targets))
+        return kept
 
     def parse(self, text: str, prefer: Iterable[str] = ()) -> dict[str, frozenset[str]]:
         """The tags a text names. A phrase shared by several fields goes to a preferred field
         if one of them is preferred, otherwise to the first in `TAG_FIELDS` order."""
+        return self.choose(self.find(text), prefer)
+
+    def choose(
+        self, found: Iterable[tuple[tuple[int, int], frozenset[tuple[str, str]]]], prefer: Iterable[str] = ()
+    ) -> dict[str, frozenset[str]]:
+        """The tags of phrases found by `find`, each phrase read in one field (as `parse` does)."""
         order = [*prefer, *TAG_FIELDS]
         tags: dict[str, set[str]] = {}
-        for _, targets in self.find(text):
+        for _, targets in found:
             best = min(targets, key=lambda t: order.index(t[0]))
             tags.setdefault(best[0], set()).add(best[1])
         return {f: frozenset(v) for f, v in tags.items()}
@@ -252,6 +275,19 @@ class Vocabulary:
             for f, v in targets:
                 tags.setdefault(f, set()).add(v)
         return {f: frozenset(v) for f, v in tags.items()}
+
+
+_HEAD_JOIN = re.compile(r"[\s-]+")  # what may stand between a phrase and the generic head noun after it
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    """A phrase on word boundaries, its last word also in the plural ("company" reads "companies")."""
+    body = re.escape(phrase)
+    if re.search(r"[^aeiou]y$", phrase, re.IGNORECASE):
+        body = re.escape(phrase[:-1]) + "(?:y|ies)"
+    elif re.search(r"[a-z]$", phrase, re.IGNORECASE) and not phrase.endswith("s"):
+        body += "(?:s|es)?"
+    return re.compile(rf"(?<![\w-]){body}(?![\w-])", re.IGNORECASE)
 
 
 def load_vocabulary(path: Path) -> Vocabulary:
@@ -269,10 +305,21 @@ def load_vocabulary(path: Path) -> Vocabulary:
             raise CatalogueError(f"{path.name}: field {field_name!r} needs a mapping of values")
         for value, spec in values.items():
             spec = spec or {}
-            synonyms = spec.get("synonyms") or []
-            if not isinstance(spec, dict) or not isinstance(synonyms, list):
+            if not isinstance(spec, dict):
                 raise CatalogueError(f"{path.name}: {field_name} value {value!r}: expected description and synonyms")
-            terms.append(Term(field_name, str(value), str(spec.get("description", "")), tuple(str(s) for s in synonyms)))
+            synonyms = spec.get("synonyms") or []
+            generic = spec.get("generic") or []
+            if not isinstance(synonyms, list) or not isinstance(generic, list):
+                raise CatalogueError(f"{path.name}: {field_name} value {value!r}: synonyms and generic must be lists")
+            terms.append(
+                Term(
+                    field_name,
+                    str(value),
+                    str(spec.get("description", "")),
+                    tuple(str(s) for s in synonyms),
+                    tuple(str(g) for g in generic),
+                )
+            )
     return Vocabulary(terms)
 
 
@@ -416,6 +463,11 @@ def _evidence(
 
 
 # ---- question reading ------------------------------------------------------------------
+# A question is read as one across cases only when it asks for cases ("which innovations ...",
+# "how many of the case studies ...", "list the cases ...", "examples of innovations that ...")
+# and everything it asks about them is a vocabulary value; any other criterion ("failed",
+# "reduced admissions") leaves it to the passages, as do advice questions that merely mention
+# a value ("What role do clinical champions play?").
 _CASE_NOUNS = (
     r"(?:innovations?|case[- ]stud(?:y|ies)|cases|examples?|ones|projects|programmes|programs|"
     r"organisations|organizations|services|technologies|interventions|initiatives|of them|of the (?:cases|innovations|case studies))"
@@ -426,15 +478,30 @@ _LIKE = re.compile(
     r"\bsimilar (?:cases|innovations|case studies|examples)\b|\blike mine\b|\bsimilar to (?:mine|ours)\b",
     re.IGNORECASE,
 )
-_COUNT = re.compile(rf"\bhow many\b(?:\s+\w+){{0,3}}?\s*{_CASE_NOUNS}?", re.IGNORECASE)
-_WHICH = re.compile(rf"\b(?:which|what)\s+(?:\w+\s+){{0,2}}?{_CASE_NOUNS}\b|\bwhich\b", re.IGNORECASE)
+_W = r"[\w'’-]+"
+# Shapes are matched with innovation-type phrases read as "innovations" ("which digital tools").
+_COUNT = re.compile(rf"\bhow many\s+(?:{_W}\s+){{0,3}}?{_CASE_NOUNS}\b", re.IGNORECASE)
 _LIST = re.compile(
-    rf"\b(?:list|show(?: me)?|name|give(?: me)?|find|are there(?: any)?|examples of)\b(?:\s+\w+){{0,3}}?\s+{_CASE_NOUNS}\b",
+    rf"\b(?:list|name|show(?: me)?|give(?: me)?|tell me(?: about)?|find|(?:are|were|is) there(?: any)?)"
+    rf"(?:\s+{_W}){{0,3}}?\s+{_CASE_NOUNS}\b"
+    rf"|\bexamples? of\s+(?:{_W}\s+){{0,2}}?{_CASE_NOUNS}\b"
+    rf"|\b(?:did|do|does|have|has|were|was)\s+any\s+(?:of the\s+)?{_CASE_NOUNS}\b",
     re.IGNORECASE,
 )
+_WHICH = re.compile(rf"\b(?:which|what)\s+(?:{_W}\s+){{0,2}}?{_CASE_NOUNS}\b", re.IGNORECASE)
+_ALL_CASES = re.compile(r"\b(?:which|what)\s+(?:case[- ]stud|cases|innovations)", re.IGNORECASE)
 _COMPARE = re.compile(r"\b(?:compare|comparison|versus|vs\.?|differ|difference|differences)\b", re.IGNORECASE)
 _BARRIER_CUES = re.compile(r"\b(?:barriers?|obstacles?|challenges?|struggl\w*|problems?|difficult\w*|hinder\w*|blocked)\b", re.I)
 _EVIDENCE_CUES = re.compile(r"\b(?:evidence|evaluat\w*|proof|proved|prove)\b", re.IGNORECASE)
+# "led by a charity" names the organisation; otherwise a phrase both an organisation and a way of
+# spreading ("AHSN", "industry") is read as the way of spreading ("had help from an AHSN").
+_LED_BY = re.compile(
+    r"\b(?:led|developed|run|founded|owned|made|created|designed|invented|built|started|established|"
+    r"delivered|hosted|managed|produced|manufactured|sold|set up)\s+by\b|\w-led\b",
+    re.IGNORECASE,
+)
+# "such as CQUIN, QOF or the Tariff" after a criterion: examples of it, not criteria of their own.
+_EXAMPLES = re.compile(r"\b(?:such as|e\.g\.|for example|for instance|including)\s[^.?!;()]*", re.IGNORECASE)
 # Words a question across cases may use around its criteria without adding one of its own.
 _FILLER = frozenset(
     """a about across adopt adopted adopting adoption all also an and any are as at based be been
@@ -449,7 +516,18 @@ _FILLER = frozenset(
     tagged type category categories show all total altogether overall cited examples national
     faced face faces facing met meet hit encountered around related regarding relating due
     because common most kinds innovators innovator people set up create created creating
-    establish established start started become became build built went go take took""".split()
+    establish established start started become became build built went go take took give tell
+    find programs organisations organizations technologies interventions initiatives""".split()
+)
+# Words that tie a case to a criterion ("got a boost from", "taken up in", "evidence behind
+# them", "to win over"): allowed once the question names a criterion, not on their own.
+_RELATION = frozenset(
+    """after backed backing before behind benefit benefited benefitting benefitted boost boosted
+    boosts both came come comes convince convinced dedicated different drive driven drove during
+    encourage encouraged engage engaged gained gaining given help helping helps independent local
+    new once other others over own part persuade persuaded receive received saw see seen separate
+    set sets setting settings support supported supporting taken taking thanks then uptake up when
+    where while win won""".split()
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 
@@ -518,8 +596,13 @@ class CaseCatalogue:
         k: int = 5,
         tags: dict[str, Iterable[str]] | None = None,
         cases: list[CaseStudy] | None = None,
+        margin: float | None = LIKE_MARGIN,
     ) -> list[CaseMatch]:
-        """The cases most like a description (and/or picked tags), best first; [] if none is."""
+        """The cases most like a description (and/or picked tags), best first; [] if none is.
+
+        At most `k`, each scoring at least the minimum score and within `margin` of the best
+        (None: no margin), so the ranking stops where similarity falls off.
+        """
         wanted = {f: set(v) for f, v in self.vocabulary.parse_all(text).items()} if text else {}
         for field_name, values in (tags or {}).items():
             wanted.setdefault(field_name, set()).update([values] if isinstance(values, str) else values)
@@ -541,6 +624,9 @@ class CaseCatalogue:
                 continue
             matches.append(self._match(case, score, float(sim), shared, wanted))
         matches.sort(key=lambda m: (-m.score, m.case.name))
+        if matches and margin is not None:
+            floor = matches[0].score - margin - 1e-9
+            matches = [m for m in matches if m.score >= floor]
         return matches[:k]
 
     def _match(self, case, score, sim, shared, wanted) -> CaseMatch:
@@ -587,30 +673,50 @@ class CaseCatalogue:
         names = self._names_in(question)
         if len(names) >= 2 and _COMPARE.search(question):
             return CaseQuery("compare", names=names)
-        count = _COUNT.search(question)
-        which = _WHICH.search(question) or _LIST.search(question)
-        if not (count or which):
+        found = self.vocabulary.find(question)
+        shape = _innovations_as_cases(question, found)
+        count = _COUNT.search(shape)
+        if not (count or _WHICH.search(shape) or _LIST.search(shape)):
             return None
         if names:
             return None  # "which of KardiaMobile's tactics...": a question about one case
+        examples = _example_clauses(question, found)
+        found = [(span, t) for span, t in found if not any(a <= span[0] < b for a, b in examples)]
         prefer = [f for f, cue in (("barrier", _BARRIER_CUES), ("evidence_type", _EVIDENCE_CUES)) if cue.search(question)]
-        tags = self.vocabulary.parse(question, prefer=prefer)
-        leftover = self._leftover(question)
-        if leftover:
+        prefer.append("organisation_type" if _LED_BY.search(question) else "mechanism")
+        tags = self.vocabulary.choose(found, prefer)
+        if self._leftover(question, tags, examples):
             return None  # a criterion the catalogue does not record: leave it to the passages
-        if not tags and not re.search(_CASE_NOUNS, question, re.IGNORECASE):
-            return None
-        if not tags and not (count or _LIST.search(question) or re.search(r"\b(?:which|what)\s+(?:case[- ]stud|cases|innovations)", question, re.I)):
+        if not tags and not (count or _LIST.search(shape) or _ALL_CASES.search(shape)):
             return None
         any_of = bool(re.search(r"\bor\b", question, re.IGNORECASE)) and any(len(v) > 1 for v in tags.values())
         return CaseQuery("count" if count else "list", tags=tags, any_of=any_of)
 
-    def _leftover(self, question: str) -> list[str]:
+    def _leftover(
+        self, question: str, tags: dict[str, frozenset[str]] | None = None, skip: Iterable[tuple[int, int]] = ()
+    ) -> list[str]:
+        """The words of a question that are neither vocabulary phrases nor words around criteria.
+
+        Once the question names criteria, words tying a case to them (`_RELATION`) and words of
+        the criteria's own descriptions ("clinical champions ... to win over other clinicians")
+        add nothing; `skip` spans (example lists) are not read.
+        """
         text = question
+        for a, b in skip:
+            text = text[:a] + " " * (b - a) + text[b:]
         for pattern, _ in self.vocabulary._patterns:  # every phrase, overlapping ones too
             text = pattern.sub(" ", text)
         words = [w.lower().strip("'’-") for w in _WORD.findall(text)]
-        return [w for w in words if w and w not in _FILLER and not _is_barrier_or_evidence_cue(w)]
+        left = [w for w in words if w and w not in _FILLER and not _is_barrier_or_evidence_cue(w)]
+        if tags:
+            described = {
+                _stem(w)
+                for f, values in tags.items()
+                for v in values
+                for w in _WORD.findall(self.vocabulary.terms[f][v].description)
+            }
+            left = [w for w in left if w not in _RELATION and _stem(w) not in described]
+        return left
 
     def _name_patterns(self) -> list[tuple[re.Pattern, str]]:
         patterns = []
@@ -880,6 +986,37 @@ def _allowed(case: CaseStudy, filters: Filters | None) -> bool:
 
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _innovations_as_cases(question: str, found) -> str:
+    """The question's shape: innovation-type phrases read as "innovations" ("which digital tools"),
+    other vocabulary phrases as a neutral word, so "what national programmes are there?" does
+    not ask for cases."""
+    out, at = [], 0
+    for (a, b), targets in found:
+        kind = "innovations" if any(f == "innovation_type" for f, _ in targets) else "criterion"
+        out += [question[at:a], kind]
+        at = b
+    return "".join(out) + question[at:]
+
+
+def _example_clauses(question: str, found) -> list[tuple[int, int]]:
+    """Spans of "such as ..." lists that follow a vocabulary phrase (examples of that criterion)."""
+    return [
+        m.span()
+        for m in _EXAMPLES.finditer(question)
+        if any(b <= m.start() and not re.search(r"[.?!;]", question[b : m.start()]) for (_, b), _ in found)
+    ]
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to see "ended" and "fades" in "funding ends" and "Spread fades"."""
+    w = word.lower()
+    for suffix in ("ing", "ed", "es", "s"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)]
+            break
+    return w.rstrip("e")
 
 
 def _is_barrier_or_evidence_cue(word: str) -> bool:

@@ -270,10 +270,135 @@ def test_filters_restrict_the_cases(built_advisor):
         "Which innovations failed to spread?",  # a criterion the catalogue does not record
         "Which digital tools struggled with interoperability?",
         "What barriers did innovators face?",
+        # advice questions that mention a vocabulary value without asking for cases
+        "What role do clinical champions play in spreading an innovation?",
+        "How do I find a clinical champion for my innovation?",
+        "How many clinical champions does an innovation need?",
+        "Why do national programmes matter for spread?",
+        "How can a tariff help an innovation spread?",
+        "Is a randomised controlled trial necessary before spreading a digital tool?",
+        "Should I set up a spin-out to spread my innovation?",
+        "What should a private company know about selling to the NHS?",
+        "What do GP practices look for in a digital tool?",
+        "How does NICE guidance affect adoption?",
+        "What happens when funding ends for an innovation?",
+        "What national programmes are there?",  # asks about programmes, not cases
+        # asking for cases, but by something the catalogue does not record
+        "Which innovations reduced hospital admissions?",
+        "Which digital tools improved patient outcomes in primary care?",
+        "What innovations should I consider for primary care?",
+        "Which innovations helped patients?",
     ],
 )
 def test_other_questions_are_left_to_the_passages(advisor_catalogue, question):
     assert advisor_catalogue.read(question) is None
+
+
+def test_an_advice_question_about_champions_is_answered_from_the_passages(built_advisor):
+    answer = built_advisor.ask("What role do clinical champions play in spreading an innovation?")
+    assert answer.backend != "catalogue" and answer.passages
+
+
+CHAMPIONS = {
+    "KardiaMobile", "Patients Know Best", "Next Generation Electronic Patient Record (Nervecentre)",
+    "OBH Outcomes Platform", "Lantum", "my mhealth (myCOPD)", "Altogether Better", "DAFNE", "ERAS",
+    "Florence (Flo)", "Implantable Cardioverter-Defibrillators (ICDs)", "RAID",
+}
+NATIONAL_PROGRAMME = {
+    "KardiaMobile", "ERAS+", "Next Generation Electronic Patient Record (Nervecentre)", "OBH Outcomes Platform",
+    "my mhealth (myCOPD)", "DAFNE", "ERAS", "Florence (Flo)", "IAPT", "RAID",
+}
+TARIFF = {
+    "KardiaMobile", "my mhealth (myCOPD)", "DAFNE", "ERAS", "Implantable Cardioverter-Defibrillators (ICDs)",
+    "Schwartz Rounds (UK)",
+}
+TRIALS = {"KardiaMobile", "my mhealth (myCOPD)", "DAFNE", "ERAS", "Implantable Cardioverter-Defibrillators (ICDs)"}
+SPIN_OUT = {"Schwartz Rounds (Point of Care Foundation)", "Florence (Flo)", "Schwartz Rounds (UK)"}
+COMPANIES = {
+    "KardiaMobile", "Patients Know Best", "Next Generation Electronic Patient Record (Nervecentre)",
+    "OBH Outcomes Platform", "Lantum", "my mhealth (myCOPD)", "High-sensitivity troponin testing",
+    "Implantable Cardioverter-Defibrillators (ICDs)",
+}
+DIGITAL_IN_PRIMARY_CARE = {
+    "KardiaMobile", "Lantum", "my mhealth (myCOPD)", "Florence (Flo)", "Ambient Voice Technology in London"
+}
+NICE = {
+    "KardiaMobile", "DAFNE", "High-sensitivity troponin testing", "Implantable Cardioverter-Defibrillators (ICDs)",
+    "IAPT",
+}
+FUNDING_ENDED = {"Altogether Better", "ERAS+", "ERAS", "Florence (Flo)", "Macmillan Cancer Nurse Specialists"}
+AHSN_SUPPORT = {
+    "KardiaMobile", "my mhealth (myCOPD)", "RAID", "FeNO testing", "Ambient Voice Technology in London"
+}
+MENTAL_HEALTH = {
+    "IAPT", "RAID", "Altogether Better", "Florence (Flo)", "Schwartz Rounds (UK)",
+    "Ambient Voice Technology in London",
+}
+
+
+@pytest.mark.parametrize(
+    "question, kind, expected",
+    [
+        ("Name the cases where a clinical champion drove adoption.", "list", CHAMPIONS),
+        ("Which innovations used champions to persuade their peers?", "list", CHAMPIONS),
+        ("Which of the case studies were part of an NHS England programme?", "list", NATIONAL_PROGRAMME),
+        # the examples after "for example" are examples of the criterion, not criteria of their own
+        # (else "NHS England" would also ask for a national body as the organisation)
+        (
+            "Which innovations were boosted by a national initiative, for example the NHS Innovation "
+            "Accelerator or NHS England's Test Beds?",
+            "list",
+            NATIONAL_PROGRAMME,
+        ),
+        ("Are there any cases that were paid for through the Quality and Outcomes Framework?", "list", TARIFF),
+        ("Which innovations were reimbursed through a payment incentive?", "list", TARIFF),
+        ("Give me examples of innovations backed by randomised trials.", "list", TRIALS),
+        ("Which cases had trial evidence behind them?", "list", TRIALS),
+        ("Which innovations were spun off into an independent organisation?", "list", SPIN_OUT),
+        ("How many of the case studies came from start-ups or SMEs?", "count", COMPANIES),
+        ("Which innovations were made by a commercial company?", "list", COMPANIES),
+        ("What digital tools are used in GP surgeries?", "list", DIGITAL_IN_PRIMARY_CARE),
+        ("How many apps have been adopted by general practices?", "count", DIGITAL_IN_PRIMARY_CARE),
+        ("Which innovations were recommended by NICE?", "list", NICE),
+        ("Which innovations struggled once their funding ended?", "list", FUNDING_ENDED),
+        ("Which case studies were supported by AHSNs?", "list", AHSN_SUPPORT),
+        # "developed by" names the organisation, not the support it had
+        ("Which innovations were developed by an AHSN?", "list", {"FeNO testing", "Ambient Voice Technology in London"}),
+        # "services" is the head noun of "mental health services", not the innovation type "service model"
+        ("How many innovations are used in mental health services?", "count", MENTAL_HEALTH),
+    ],
+)
+def test_paraphrased_questions_across_cases_are_read(advisor_catalogue, question, kind, expected):
+    query = advisor_catalogue.read(question)
+    assert query is not None and query.kind == kind, query
+    assert {c.name for c in advisor_catalogue.matching(query)} == expected, query.tags
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Which innovations used champions to persuade their peers?", CHAMPIONS),
+        ("How many innovations are used in mental health services?", MENTAL_HEALTH),
+        ("Which cases had trial evidence behind them?", TRIALS),
+    ],
+)
+def test_paraphrased_questions_are_answered_with_one_cited_row_per_case(built_advisor, question, expected):
+    answer = built_advisor.ask(question)
+    _assert_cited(answer)
+    assert {name for name, _ in _rows(answer)} == expected and len(_rows(answer)) == len(expected)
+
+
+def test_a_generic_head_noun_is_not_a_criterion(catalogue):
+    vocab = catalogue.vocabulary
+    assert vocab.parse("used in mental health services") == {"setting": frozenset({"mental health"})}
+    assert vocab.parse("randomised controlled trial evidence") == {"evidence_type": frozenset({"clinical trial"})}
+    # standing alone, the same words still name their value
+    assert vocab.parse("which services") == {"innovation_type": frozenset({"service model"})}
+    assert vocab.parse("backed by evidence") == {"mechanism": frozenset({"evidence"})}
+    # a phrase also reads in the plural
+    assert vocab.parse("private companies in GP surgeries") == {
+        "organisation_type": frozenset({"private company"}), "setting": frozenset({"primary care"})
+    }
 
 
 def test_stream_yields_the_table_then_the_answer(built_advisor):
@@ -308,13 +433,49 @@ def test_cases_like_mine_ranking(advisor_catalogue, description, top, among):
 
 
 @pytest.mark.parametrize(
-    "description", ["a recipe for chocolate cake with strawberries", "my cat likes sleeping on the sofa all afternoon"]
+    "description",
+    [
+        "a recipe for chocolate cake with strawberries",
+        "my cat likes sleeping on the sofa all afternoon",
+        "zxqv blorp",
+    ],
 )
 def test_nothing_in_common_says_so(built_advisor, advisor_catalogue, description):
     assert advisor_catalogue.like(description) == []
     answer = built_advisor.ask(f"Show me cases like mine: {description}")
     assert answer.refused and answer.backend == "catalogue"
     assert "None of the case studies" in answer.text and not answer.citations
+
+
+@pytest.mark.parametrize(
+    "description, expected",
+    [
+        ("a specialist nurse role for people with cancer, funded by a charity", ["Macmillan Cancer Nurse Specialists"]),
+        ("a mental health liaison team in an acute hospital", ["RAID"]),
+        ("a digital tool for primary care, a small company", ["my mhealth (myCOPD)", "Lantum", "KardiaMobile"]),
+    ],
+)
+def test_cases_like_mine_stops_where_similarity_falls_off(advisor_catalogue, description, expected):
+    from advisor.cases import LIKE_MARGIN
+
+    matches = advisor_catalogue.like(description, k=5)
+    assert [m.case.name for m in matches] == expected
+    assert all(m.score >= matches[0].score - LIKE_MARGIN for m in matches)
+    everything = advisor_catalogue.like(description, k=5, margin=None)  # without the cut, five would be shown
+    assert len(everything) == 5 and everything[: len(matches)] == matches
+    assert everything[len(matches)].score < matches[0].score - LIKE_MARGIN
+
+
+def test_cases_like_mine_keeps_cases_that_tie(advisor_catalogue):
+    matches = advisor_catalogue.like("", k=5, tags={"innovation_type": ["digital tool"], "setting": ["primary care"]})
+    assert {m.case.name for m in matches} == DIGITAL_IN_PRIMARY_CARE and {m.score for m in matches} == {1.0}
+
+
+def test_one_similar_case_is_answered_as_one(built_advisor):
+    answer = built_advisor.ask("Cases like mine: a structured education course for adults with type 1 diabetes")
+    _assert_cited(answer)
+    assert answer.text.startswith("The 1 case study most like yours")
+    assert {name for name, _ in _rows(answer)} == {"DAFNE"}
 
 
 def test_cases_like_mine_through_the_advisor(built_advisor):
