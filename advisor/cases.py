@@ -488,7 +488,13 @@ _LIST = re.compile(
     rf"|\b(?:did|do|does|have|has|were|was)\s+any\s+(?:of the\s+)?{_CASE_NOUNS}\b",
     re.IGNORECASE,
 )
-_WHICH = re.compile(rf"\b(?:which|what)\s+(?:{_W}\s+){{0,2}}?{_CASE_NOUNS}\b", re.IGNORECASE)
+# Between "which/what" and the case noun only modifiers may stand: in "What funding helps
+# innovations spread?" the innovations are the object of an advice question, not what is asked for.
+_MODIFIER = (
+    r"(?:of|the|these|those|other|different|kinds?|types?|sorts?|nhs|health|healthcare|clinical|"
+    r"medical|digital|new|local|national|successful|named|featured|reported|described|studied)"
+)
+_WHICH = re.compile(rf"\b(?:which|what)\s+(?:{_MODIFIER}\s+){{0,3}}?{_CASE_NOUNS}\b", re.IGNORECASE)
 _ALL_CASES = re.compile(r"\b(?:which|what)\s+(?:case[- ]stud|cases|innovations)", re.IGNORECASE)
 _COMPARE = re.compile(r"\b(?:compare|comparison|versus|vs\.?|differ|difference|differences)\b", re.IGNORECASE)
 _BARRIER_CUES = re.compile(r"\b(?:barriers?|obstacles?|challenges?|struggl\w*|problems?|difficult\w*|hinder\w*|blocked)\b", re.I)

@@ -283,6 +283,10 @@ def test_filters_restrict_the_cases(built_advisor):
         "How does NICE guidance affect adoption?",
         "What happens when funding ends for an innovation?",
         "What national programmes are there?",  # asks about programmes, not cases
+        # "innovations" as the object of an advice question, not what is asked for
+        "What funding helps innovations spread?",
+        "What grant funding helps innovations spread?",
+        "What evidence convinces adopters of innovations?",
         # asking for cases, but by something the catalogue does not record
         "Which innovations reduced hospital admissions?",
         "Which digital tools improved patient outcomes in primary care?",
