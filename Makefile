@@ -57,6 +57,8 @@ test: install-test
 bench: install-test
 	$(BIN)/python benchmarks/bench_spine.py
 	$(BIN)/python benchmarks/bench_ui.py
+	$(BIN)/python benchmarks/bench_slack.py
+	$(BIN)/python benchmarks/bench_llm.py
 
 # Re-resolve the pinned lock files (needs uv; pip's resolver backtracks for >15 min here).
 lock:

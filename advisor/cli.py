@@ -148,6 +148,37 @@ def render_answer(answer: Answer, to: Console = console) -> None:
             to.print(f"- {c.title} > {c.section}: {c.text[:200]}...", highlight=False)
 
 
+def answer_live(
+    advisor,
+    question: str,
+    history: list | None = None,
+    filters: Filters | None = None,
+    k: int | None = None,
+    to: Console = console,
+) -> Answer:
+    """Ask, showing an LLM's text as it streams (on a terminal), then return the verified answer.
+
+    The streamed text is a draft: the verifier may flag or drop sentences, or replace the reply
+    with the quoted answer, so the live view is cleared and `render_answer` prints the result.
+    """
+    if not (to.is_terminal and getattr(advisor, "llm_answerer", None) is not None):
+        return advisor.ask(question, history=history, filters=filters, k=k)
+    from rich.live import Live
+    from rich.text import Text
+
+    answer: Answer | None = None
+    streamed = ""
+    with Live(Text(""), console=to, transient=True, refresh_per_second=8) as live:
+        for event in advisor.stream(question, history=history, filters=filters, k=k):
+            if isinstance(event, Answer):
+                answer = event
+            else:
+                streamed += event
+                live.update(Text(streamed, style="dim"))
+    assert answer is not None
+    return answer
+
+
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="Your question, in quotes."),
@@ -164,11 +195,11 @@ def ask(
         clean_question(question, settings.max_question_chars)  # fail fast, before loading models
         advisor = _advisor(settings, quiet=as_json)
         filters = Filters(sources=tuple(doc or ()), case_studies=tuple(case_study or ()))
-        answer = advisor.ask(question, filters=filters or None, k=k)
         if as_json:
+            answer = advisor.ask(question, filters=filters or None, k=k)
             sys.stdout.write(json.dumps(answer.to_record(), ensure_ascii=False, indent=2) + "\n")
         else:
-            render_answer(answer)
+            render_answer(answer_live(advisor, question, filters=filters or None, k=k))
 
 
 @app.command()
@@ -186,7 +217,7 @@ def chat() -> None:
         if not question.strip():
             break
         try:
-            answer = advisor.ask(question, history=history)
+            answer = answer_live(advisor, question, history=history)
         except AdvisorError as exc:
             err.print(f"[bold red]Error:[/] {exc}", highlight=False)
             continue

@@ -101,3 +101,45 @@ def test_corrupt_index_is_a_clear_message_or_rebuilt(make_settings, tmp_path):
     out = run(["ask", "What are the three core pillars?"], settings)
     assert "Traceback" not in out.stderr
     assert out.returncode == 0 or "index" in out.stderr.lower()
+
+
+def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_advisor, built_settings):
+    """On a terminal, an LLM's text is shown as it streams, then replaced by the checked answer."""
+    import io
+
+    from langchain_core.language_models import FakeListChatModel
+    from rich.console import Console
+
+    from advisor.advisor import build_advisor
+    from advisor.chain import attach_llm
+    from advisor.cli import answer_live, render_answer
+
+    question = "How did RAID spread across hospitals?"
+    passages = built_advisor.retriever.retrieve(question)
+    index = built_advisor.extractive.sentences
+    quote = index.texts[index.by_chunk[passages[0].chunk.id][0]]
+    settings = built_settings.model_copy(
+        update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
+    )
+    advisor = build_advisor(settings, embedder=built_advisor.embedder)
+    reply = f"{quote} [1] The moon is made of green cheese [1]."
+    attach_llm(advisor, FakeListChatModel(responses=[reply], sleep=0.01))  # streams char by char
+
+    out = io.StringIO()
+    terminal = Console(file=out, force_terminal=True, width=400, color_system=None)
+    answer = answer_live(advisor, question, to=terminal)
+    render_answer(answer, to=terminal)
+    shown = out.getvalue()
+    head = quote[:25]
+    # the draft was drawn several times while it grew, then the final answer printed once more
+    assert shown.count(head) >= 3, shown[:500]
+    assert [s.verdict for s in answer.sentences] == ["supported", "unsupported"]
+    assert "(unsupported) The moon is made of green cheese" in shown
+    assert "Sources" in shown
+
+    # not a terminal (a pipe, --json): no live view, the same answer
+    piped = io.StringIO()
+    quiet = Console(file=piped, force_terminal=False)
+    attach_llm(advisor, FakeListChatModel(responses=[reply]))
+    assert answer_live(advisor, question, to=quiet).text == answer.text
+    assert piped.getvalue() == ""
