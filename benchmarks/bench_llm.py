@@ -13,7 +13,8 @@ Two runs over the same questions:
    started by `python -m tests.local_llm`), through the `openai` backend: time to first token,
    model time, overhead. Bounded: 8 questions, at most 64 tokens each, 15 minutes at most.
 
-Uses the index in ADVISOR_DATA_DIR (built if missing). Writes benchmarks/results/llm.json.
+Uses the index in ADVISOR_DATA_DIR (built if missing). Writes benchmarks/results/llm.json;
+`--no-server` runs (and prints) only the first part.
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ def main() -> None:
         timed_stream(instant, q, timer)
     rows = [timed_stream(instant, q, timer) for q in QUESTIONS]
     results["instant_model"] = summarise(rows)
+
+    print(json.dumps(results["instant_model"]), flush=True)
+    if "--no-server" in sys.argv:
+        return
 
     # 2. the real local server
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
