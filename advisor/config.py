@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     llamacpp_model_path: Path | None = None
     llamacpp_n_ctx: int = Field(4096, ge=512)  # in-process llama.cpp context window (tokens)
     llamacpp_chat_format: str | None = None  # e.g. "gemma" when the GGUF carries no template
+    # llama.cpp's extra CPU buffer types (AMX kernels, weight repacking): faster where they work,
+    # but on virtual CPUs that report AMX the AMX kernel segfaults on the first decode, taking the
+    # whole advisor with it. Off by default; ADVISOR_LLAMACPP_EXTRA_BUFFERS=true turns them on.
+    llamacpp_extra_buffers: bool = False
     llm_system_role: bool = True  # False: instructions go in the user turn (Gemma has no system role)
     llm_condense: bool = True  # follow-ups: let the LLM rewrite the standalone query
     verify_policy: Literal["flag", "drop", "fallback"] = "flag"

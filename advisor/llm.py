@@ -111,6 +111,8 @@ def _llamacpp(settings: Settings) -> "BaseChatModel":
             "ADVISOR_LLM_BACKEND=llamacpp needs the optional llama-cpp-python package "
             f"(pip install 'llama-cpp-python[server]'): {exc}"
         ) from None
+    if not settings.llamacpp_extra_buffers:
+        without_extra_buffers()
     try:
         return ChatLlamaCpp(
             model_path=str(path),
@@ -123,3 +125,28 @@ def _llamacpp(settings: Settings) -> "BaseChatModel":
         )
     except ValueError as exc:  # ChatLlamaCpp wraps load failures in ValueError
         raise ConfigError(f"ADVISOR_LLAMACPP_MODEL_PATH could not be loaded: {path}: {exc}") from None
+
+
+def without_extra_buffers() -> None:
+    """Make llama-cpp-python load models without llama.cpp's extra CPU buffer types.
+
+    llama-cpp-python does not expose `use_extra_bufts` as an argument, so the default model
+    parameters it starts from are wrapped (in this process only). With them, llama.cpp uses its
+    AMX and repacked-weight kernels; on a virtual CPU that reports AMX the AMX matrix multiply
+    crashes the process (segmentation fault) on the first decode, which no fallback can catch.
+    """
+    import llama_cpp
+    import llama_cpp.llama
+
+    original = llama_cpp.llama_model_default_params
+    if getattr(original, "_advisor_without_extra_buffers", False):
+        return
+
+    def default_params():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    default_params._advisor_without_extra_buffers = True  # type: ignore[attr-defined]
+    llama_cpp.llama_model_default_params = default_params
+    llama_cpp.llama.llama_cpp.llama_model_default_params = default_params

@@ -198,3 +198,24 @@ def test_a_server_that_stops_falls_back_to_the_quoted_answer(built_settings, ggu
     assert answer.citations and all(s.verdict == "supported" for s in answer.sentences)
     assert "".join(deltas).strip() == answer.text.strip()
     assert time.monotonic() - t0 < 60  # connection refused is not waited out for the full timeout
+
+
+def test_the_in_process_llamacpp_backend_streams_and_labels(built_settings, gguf):
+    """The same GGUF run inside the advisor's process (`ADVISOR_LLM_BACKEND=llamacpp`)."""
+    settings = built_settings.model_copy(update={
+        "llm_backend": "llamacpp",
+        "llamacpp_model_path": gguf,
+        "llamacpp_chat_format": "gemma",
+        "llm_system_role": False,
+        "llm_timeout": ANSWER_TIMEOUT,
+        "llm_max_tokens": 32,
+        "llm_condense": False,
+    })
+    advisor = build_advisor(settings)
+    deltas, answer = stream(advisor, QUESTION)
+    assert answer.backend == "llamacpp"
+    model_deltas = deltas[:-1] if answer.fallback else deltas
+    assert len(model_deltas) >= 5 and "".join(model_deltas).strip()
+    verification = advisor.llm_answerer.verifier().verify("".join(model_deltas), list(answer.passages))
+    assert verification.sentences and {s.verdict for s in verification.sentences} <= VERDICTS
+    assert answer.fallback is None or answer.fallback.startswith(("unsupported", "empty")), answer.fallback
