@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from advisor.config import Settings, force_offline  # noqa: E402
-from bench_spine import QUESTIONS, percentile  # noqa: E402
+from bench_spine import QUESTIONS, percentile, write_results  # noqa: E402
 
 REAL_QUESTIONS = 8
 REAL_MAX_TOKENS = 64
@@ -196,10 +196,7 @@ def main() -> None:
         process.wait(timeout=30)
 
     results["target_overhead_ms"] = 150
-    out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "llm.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results("llm", results)
 
 
 if __name__ == "__main__":

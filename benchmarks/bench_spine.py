@@ -53,6 +53,14 @@ def percentile(values: list[float], q: float) -> float:
     return values[idx]
 
 
+def write_results(name: str, results: dict) -> None:
+    """Write benchmarks/results/<name>.json (git-ignored) and print it."""
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
 def run_cli(args: list[str], data_dir: Path) -> tuple[float, subprocess.CompletedProcess]:
     env = {**os.environ, "ADVISOR_DATA_DIR": str(data_dir), "ADVISOR_CORPUS_DIR": str(ROOT / "corpus")}
     t0 = time.perf_counter()
@@ -125,10 +133,7 @@ def main() -> None:
             "answer_p95": round(percentile(answer, 95), 1),
         }
 
-    out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "spine.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results("spine", results)
 
 
 if __name__ == "__main__":
