@@ -1,6 +1,6 @@
 """Slack front end: the advisor answers mentions, direct messages and `/advisor` in Slack.
 
-Slack event --verify/dedupe--> ack (< 3 s) --lazy--> Advisor.ask --render--> Block Kit in the thread
+Slack event --verify/dedupe--> ack (< 3 s) --lazy--> Advisor.stream --render--> Block Kit in the thread
 
 `build_slack_app` wires a slack-bolt `App` around one `Advisor` and one `FeedbackStore`:
 - `app_mention` in channels and `message.im` in direct messages are answered in the thread of the
@@ -9,6 +9,10 @@ Slack event --verify/dedupe--> ack (< 3 s) --lazy--> Advisor.ask --render--> Blo
 - Every request is acknowledged at once (`process_before_response=True`: the ack runs in the HTTP
   request thread) and the answer runs afterwards in a lazy listener on a bounded worker pool. A
   "Looking through the reports..." reply is posted first and edited into the answer.
+- While a language model writes the answer (issue 6), that reply shows the text so far
+  (`AnswerPreview`): at most one edit per 1.5 s per answer, at most 20 per answer and 30 a minute
+  across the bot (chat.update is Tier 3), never retried; the final Block Kit answer is always the
+  last edit. An answer that arrives at once (the extractive default) is not previewed.
 - Slack redelivers events it thinks were not acknowledged; `EventDeduper` remembers event ids and
   message timestamps for a while, so one question is answered once. The cache is per process: a
   deployment with several replicas behind one Events URL needs a shared store (or Socket Mode,
@@ -31,7 +35,7 @@ import socketserver
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
@@ -70,6 +74,15 @@ MAX_FALLBACK_CHARS = 3900
 MAX_QUOTE_CHARS = 600
 MAX_BUTTON_VALUE_CHARS = 2000
 MAX_THREAD_PAGES = 5  # conversations.replies pages (200 messages each) read for a follow-up's history
+
+# Previews of a streaming answer. chat.update is Tier 3 (about 50 a minute per workspace): one
+# answer edits at most every 1.5 s and 20 times (30 s of streaming, the default LLM timeout), and
+# the whole bot at most 30 times a minute, leaving the rest for final answers.
+PREVIEW_INTERVAL = 1.5
+MAX_PREVIEW_UPDATES = 20
+PREVIEWS_PER_MINUTE = 30
+PREVIEW_TIMEOUT = 5.0  # seconds a preview edit may take; the final answer waits at most this for one
+STREAMING_MARK = " …"  # ends a preview: more is coming
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _CHANNEL_LINK = re.compile(r"<#[CG][A-Z0-9]+(?:\|([^>]*))?>")
@@ -499,6 +512,152 @@ class AnswerCache:
             return self._items.get(answer_id)
 
 
+class PreviewLimiter:
+    """Bot-wide pace for preview edits: a budget per minute, and a pause when Slack answers 429."""
+
+    def __init__(self, per_minute: int = PREVIEWS_PER_MINUTE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """True (and counted) when one more preview edit may be sent now."""
+        now = self._clock()
+        with self._lock:
+            while self._sent and self._sent[0] <= now - 60.0:
+                self._sent.popleft()
+            if now < self._paused_until or len(self._sent) >= self.per_minute:
+                return False
+            self._sent.append(now)
+            return True
+
+    def pause(self, seconds: float) -> None:
+        """Send no preview edits for `seconds` (Slack's Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
+class AnswerPreview:
+    """Shows an answer's text in its "looking" reply while the model writes it.
+
+    `add(delta)` only stores the text (the answering thread is never held up by Slack); a thread
+    of the preview's own edits the reply with the text so far, one `interval` after the first
+    delta and then at most once an `interval`, at most `max_updates` times. An answer that is
+    complete within the first interval (extractive, catalogue) is therefore never previewed.
+    `close()` stops it and waits for an edit in flight, so the final answer, sent after
+    `close()`, is always the last edit.
+
+    Edits go through a client without retries: a failed edit is skipped, not retried; a 429
+    pauses every preview of the bot for its Retry-After; an error that would only repeat (the
+    message is gone, the channel archived) ends this preview.
+    """
+
+    def __init__(self, client: WebClient, channel: str, ts: str, limiter: PreviewLimiter,
+                 interval: float = PREVIEW_INTERVAL, max_updates: int = MAX_PREVIEW_UPDATES,
+                 timeout: float = PREVIEW_TIMEOUT) -> None:
+        self.client = client
+        self.channel = channel
+        self.ts = ts
+        self.limiter = limiter
+        self.interval = interval
+        self.max_updates = max_updates
+        self.timeout = timeout
+        self.updates = 0  # edits attempted
+        self._parts: list[str] = []
+        self._sent = ""  # the text of the last edit attempted
+        self._due = 0.0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, delta: str) -> None:
+        """One more piece of the answer's text."""
+        with self._cond:
+            if self._closed:
+                return
+            self._parts.append(delta)
+            if self._thread is None and self.max_updates > 0:
+                self._due = time.monotonic() + self.interval
+                self._thread = threading.Thread(target=self._run, name="slack-preview", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        """No more edits: returns once an edit in flight has been answered (or timed out)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(self.timeout + 1.0)
+            if thread.is_alive():  # only if Slack's HTTP client outlived its own timeout
+                log.warning("a preview edit in %s is still in flight; sending the answer anyway",
+                            self.channel)
+
+    def _run(self) -> None:
+        while self.updates < self.max_updates:
+            with self._cond:
+                while not self._closed and self._due > time.monotonic():
+                    self._cond.wait(self._due - time.monotonic())
+                if self._closed:
+                    return
+                text = preview_text("".join(self._parts))
+                self._due = time.monotonic() + self.interval
+            if text == self._sent or not self.limiter.take():
+                continue  # nothing new, or the bot's budget is spent: try at the next turn
+            self.updates += 1
+            self._sent = text  # a failed edit is not sent again: the next one shows newer text
+            if not self._edit(text):
+                return
+
+    def _edit(self, text: str) -> bool:
+        """One edit, never retried; False when this preview should stop."""
+        try:
+            self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+            return True
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            if status == 429:
+                wait = retry_after(exc.response.headers)
+                self.limiter.pause(wait)
+                log.info("Slack rate-limited a preview edit in %s: previews paused for %g s",
+                         self.channel, wait)
+                return True
+            if status >= 500:
+                log.info("Slack failed a preview edit in %s (HTTP %s): skipped", self.channel, status)
+                return True
+            log.warning("Slack refused a preview edit in %s (%s): no more previews for this answer",
+                        self.channel, exc.response.get("error"))
+            return False
+        except Exception as exc:  # a timeout or connection error: skipped, the next turn may work
+            log.info("could not reach Slack for a preview edit in %s (%s): skipped", self.channel, exc)
+            return True
+
+
+def preview_text(text: str) -> str:
+    """The text of a preview edit: the answer so far as escaped mrkdwn, its markers as they are, and "…"."""
+    return _clip(escape_mrkdwn(text.strip()), MAX_FALLBACK_CHARS) + STREAMING_MARK
+
+
+def retry_after(headers: dict[str, Any]) -> float:
+    """Seconds Slack asks to wait (Retry-After), 1 when it does not say, at most a minute."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return min(max(float(value), 1.0), 60.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def preview_client(client: WebClient, timeout: float = PREVIEW_TIMEOUT) -> WebClient:
+    """A client like `client` that never retries: a preview edit that fails is skipped."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=timeout, ssl=client.ssl,
+                     proxy=client.proxy, retry_handlers=[])
+
+
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
     """A Web API client at `ADVISOR_SLACK_API_URL` that waits out 429s and retries 5xx, bounded."""
     base = settings.slack_api_url or SLACK_API_URL
@@ -528,12 +687,17 @@ class SlackBot:
     """The listeners: acknowledge at once, answer in the thread, store feedback."""
 
     def __init__(self, advisor: Advisor, settings: Settings, feedback_store: FeedbackStore,
-                 deduper: EventDeduper | None = None, answers: AnswerCache | None = None) -> None:
+                 deduper: EventDeduper | None = None, answers: AnswerCache | None = None,
+                 preview_interval: float = PREVIEW_INTERVAL, max_preview_updates: int = MAX_PREVIEW_UPDATES,
+                 preview_limiter: PreviewLimiter | None = None) -> None:
         self.advisor = advisor
         self.settings = settings
         self.feedback_store = feedback_store
         self.deduper = deduper or EventDeduper()
         self.answers = answers or AnswerCache()
+        self.preview_interval = preview_interval
+        self.max_preview_updates = max_preview_updates
+        self.preview_limiter = preview_limiter or PreviewLimiter()
 
     # ---- middleware and acks -----------------------------------------------------------------
     def dedupe(self, body: dict, request, response, next: Callable[[], Any]):
@@ -624,8 +788,16 @@ class SlackBot:
                 notes = (NO_HISTORY,)
         if event.get("files"):
             notes += ("I read only the text of your message, not the attached files.",)
-        message = self._answer(question, history, notes,
-                               meta={"channel": channel, "thread_ts": thread_ts, "user": event.get("user")})
+        preview = None
+        if placeholder and self.max_preview_updates > 0:
+            preview = AnswerPreview(preview_client(client), channel, placeholder, self.preview_limiter,
+                                    self.preview_interval, self.max_preview_updates)
+        try:
+            meta = {"channel": channel, "thread_ts": thread_ts, "user": event.get("user")}
+            message = self._answer(question, history, notes, meta, on_delta=preview.add if preview else None)
+        finally:
+            if preview is not None:
+                preview.close()  # waits for an edit in flight: the answer below is the last edit
         self._deliver(client, channel, thread_ts, placeholder, message, question)
 
     def thread_history(self, client: WebClient, channel: str, thread_ts: str, before_ts: str,
@@ -662,7 +834,11 @@ class SlackBot:
     # ---- slash command --------------------------------------------------------------------------
     def answer_command(self, command: dict) -> None:
         """`/advisor <question>` or `/advisor like <description>`: answered privately (ephemeral)
-        through the command's response_url."""
+        through the command's response_url.
+
+        Not previewed while it streams: a response_url takes at most 5 messages in 30 minutes,
+        so preview edits there would compete with the answer itself for them.
+        """
         question, reply = self.read_request(command.get("text"), None, False, command=True)
         if reply is not None:
             message = {"text": escape_mrkdwn(reply) if question else COMMAND_USAGE}
@@ -706,9 +882,17 @@ class SlackBot:
                       {"text": text, "response_type": "ephemeral", "replace_original": False}, "")
 
     # ---- answering and delivery ---------------------------------------------------------------
-    def _answer(self, question: str, history: list, notes: tuple[str, ...], meta: dict) -> dict[str, Any]:
+    def _answer(self, question: str, history: list, notes: tuple[str, ...], meta: dict,
+                on_delta: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """The rendered answer; `on_delta` is given the answer's text as it streams."""
         try:
-            answer = self.advisor.ask(question, history=history or None)
+            answer = None
+            for event in self.advisor.stream(question, history=history or None):
+                if isinstance(event, Answer):
+                    answer = event
+                elif on_delta is not None:
+                    on_delta(event)
+            assert answer is not None
         except AdvisorError as exc:
             return {"text": escape_mrkdwn(str(exc))}
         except Exception:

@@ -7,6 +7,7 @@ and a local server speaking Slack's Web API (tests/slack_mock.py) records every 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -15,25 +16,33 @@ import time
 
 import pytest
 import yaml
+from langchain_core.language_models import FakeListChatModel
 from typer.testing import CliRunner
 
+from advisor.advisor import build_advisor
 from advisor.cases import normalise_space
+from advisor.chain import attach_llm
 from advisor.config import PROJECT_ROOT
 from advisor.feedback import FeedbackStore
 from advisor.slack import (
     GREETING,
     LIKE_USAGE,
     MAX_BLOCKS,
+    MAX_PREVIEW_UPDATES,
     NO_WORDS,
     ONLY_FILES,
+    PREVIEW_INTERVAL,
+    STREAMING_MARK,
     THINKING,
     EventDeduper,
+    PreviewLimiter,
     SlackHttpServer,
     build_slack_app,
     escape_mrkdwn,
     like_question,
     like_request,
     render_answer,
+    retry_after,
     slack_question,
 )
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
@@ -56,6 +65,12 @@ ACK_SECONDS = 3.0
 @pytest.fixture
 def slack(built_advisor, make_settings, tmp_path):
     """Mock Slack Web API + the advisor's bolt app on a loopback HTTP endpoint + a signed sender."""
+    with _slack_env(built_advisor, make_settings, tmp_path) as env:
+        yield env
+
+
+@contextlib.contextmanager
+def _slack_env(advisor, make_settings, tmp_path):
     mock = MockSlackWebApi().start()
     settings = make_settings(
         slack_bot_token=BOT_TOKEN,
@@ -65,7 +80,7 @@ def slack(built_advisor, make_settings, tmp_path):
         slack_workers=2,
     )
     store = FeedbackStore(settings.database_url)
-    app = build_slack_app(built_advisor, settings, store)
+    app = build_slack_app(advisor, settings, store)
     server = SlackHttpServer(app, "127.0.0.1", 0).start()
 
     class Env:
@@ -74,9 +89,11 @@ def slack(built_advisor, make_settings, tmp_path):
     env = Env()
     env.mock, env.app, env.server, env.store, env.settings = mock, app, server, store, settings
     env.sender = SlackSender(server.url)
-    yield env
-    server.stop()
-    mock.stop()
+    try:
+        yield env
+    finally:
+        server.stop()
+        mock.stop()
 
 
 def _answers(env, channel: str, thread_ts: str) -> list:
@@ -129,6 +146,8 @@ def test_mention_gets_threaded_answer_with_citation_blocks(slack, built_advisor)
     assert actions["type"] == "actions"
     assert [e["action_id"] for e in actions["elements"]] == ["advisor_feedback_up", "advisor_feedback_down"]
     assert answer.params["text"].startswith(escape_mrkdwn(expected["sentences"][0]["text"][:50]))
+    # the extractive answer arrives at once: edited into place once, no previews
+    assert slack.mock.calls_to("chat.update", status=None) == [answer]
 
 
 def test_direct_message_answered_in_its_thread_once(slack):
@@ -546,6 +565,143 @@ def test_undeliverable_answer_is_logged_not_lost_silently(slack, caplog):
     lost = [r for r in caplog.records if "NOT DELIVERED" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.ERROR
     assert QUESTION[:40] in lost[0].getMessage()
+
+
+# ---------------------------------------------------------------------------------- streaming (issue 6)
+STREAM_SECONDS = 6.0  # how long the fake model takes to write its reply, a character at a time
+
+
+@pytest.fixture(scope="module")
+def llm_advisor(built_advisor, built_settings):
+    """An advisor over the shared index answering with the LLM chain (each test attaches a fake model)."""
+    settings = built_settings.model_copy(
+        update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "x"})
+    return build_advisor(settings, embedder=built_advisor.embedder)
+
+
+@pytest.fixture
+def llm_slack(llm_advisor, make_settings, tmp_path):
+    """The Slack app around `llm_advisor`, as `slack` is around the extractive one."""
+    with _slack_env(llm_advisor, make_settings, tmp_path) as env:
+        yield env
+
+
+def _stream_reply(advisor, reply: str, seconds: float = STREAM_SECONDS) -> None:
+    """Give `advisor` a fake model that streams `reply` a character at a time over about `seconds`."""
+    attach_llm(advisor, FakeListChatModel(responses=[reply], sleep=seconds / len(reply)))
+
+
+def _grounded_reply(advisor) -> str:
+    """A reply quoting the first sentence of the passages retrieved for QUESTION (so it verifies), then
+    a sentence they do not support."""
+    query = advisor.condense(QUESTION)
+    passages = advisor.retriever.retrieve(query, query_vector=advisor.embedder.encode([query])[0])
+    index = advisor.extractive.sentences
+    quotes = [index.texts[index.by_chunk[p.chunk.id][0]] for p in passages[:2]]
+    return f"{quotes[0]} [1] {quotes[1]} [2] The NHS closed every hospital in 2021 [2]."
+
+
+def _updates(env) -> tuple[list, object]:
+    """The chat.update calls (any status) in order: the previews, and the final answer (the last)."""
+    updates = env.mock.calls_to("chat.update", status=None)
+    final = updates[-1]
+    assert final.params.get("blocks"), "the last edit is not the answer"
+    assert all(not u.params.get("blocks") for u in updates[:-1])  # every edit before it is a preview
+    return updates[:-1], final
+
+
+def test_llm_answer_streams_into_the_placeholder_then_the_answer_replaces_it(llm_slack, llm_advisor):
+    reply = _grounded_reply(llm_advisor)
+    _stream_reply(llm_advisor, reply)
+    event = mention(QUESTION, ts="1700000030.000100")
+    _send_ok(llm_slack.sender.send_event(event))
+    [answer] = _wait_answers(llm_slack, "C0GENERAL", event["ts"])
+    time.sleep(PREVIEW_INTERVAL + 0.5)  # a preview sent late would have arrived by now
+    previews, final = _updates(llm_slack)
+    assert final is answer
+
+    [placeholder] = llm_slack.mock.calls_to("chat.postMessage")
+    assert placeholder.params["text"] == THINKING
+    thread = llm_slack.mock.threads[("C0GENERAL", event["ts"])]
+    [bot_message] = [m for m in thread if m.get("user") == BOT_USER]
+    assert {p.params["ts"] for p in previews + [final]} == {bot_message["ts"]}  # all edits of that one reply
+    # the text so far, growing, with the model's own markers, before the answer
+    assert 2 <= len(previews) <= MAX_PREVIEW_UPDATES
+    texts = [p.params["text"] for p in previews]
+    assert all(t.endswith(STREAMING_MARK) for t in texts)
+    shown = [t[: -len(STREAMING_MARK)] for t in texts]
+    assert all(len(a) < len(b) for a, b in zip(shown, shown[1:]))
+    assert all(escape_mrkdwn(reply).startswith(t) for t in shown)
+    assert "[1]" in shown[-1]
+
+    # the final answer is the verified Block Kit answer, with what the stream could not show
+    blocks = final.params["blocks"]
+    assert blocks[0]["type"] == "section" and "[1]" in blocks[0]["text"]["text"]
+    contexts = [b for b in blocks if b["type"] == "context" and b["elements"][0]["text"].startswith("*[")]
+    assert [c["elements"][0]["text"][:5] for c in contexts] == ["*[1]*", "*[2]*"]
+    assert blocks[-1]["type"] == "actions"
+    record = llm_slack.app.bot.answers.get(json.loads(blocks[-1]["elements"][0]["value"])["a"])
+    assert record["backend"] == "openai" and record["fallback"] is None
+    assert [s["verdict"] for s in record["sentences"]] == ["supported", "supported", "unsupported"]
+    assert "does not clearly support" in json.dumps(blocks)
+    assert not any("does not clearly support" in t for t in texts)
+
+
+def test_previews_stay_within_the_bound(llm_slack, llm_advisor):
+    llm_slack.app.bot.preview_interval = 0.1
+    llm_slack.app.bot.max_preview_updates = 3
+    _stream_reply(llm_advisor, _grounded_reply(llm_advisor), seconds=3.0)
+    event = mention(QUESTION, ts="1700000031.000100")
+    _send_ok(llm_slack.sender.send_event(event))
+    _wait_answers(llm_slack, "C0GENERAL", event["ts"])
+    time.sleep(0.5)
+    previews, _ = _updates(llm_slack)
+    assert len(previews) == 3  # 30 turns of 0.1 s while the model wrote; the bound stopped them at 3
+
+
+def test_a_rate_limited_preview_is_skipped_and_the_answer_still_lands(llm_slack, llm_advisor):
+    llm_slack.mock.fail_next("chat.update", 429, {"Retry-After": "3"})  # the first preview
+    _stream_reply(llm_advisor, _grounded_reply(llm_advisor), seconds=9.0)
+    event = mention(QUESTION, ts="1700000032.000100")
+    _send_ok(llm_slack.sender.send_event(event))
+    [answer] = _wait_answers(llm_slack, "C0GENERAL", event["ts"])
+    time.sleep(PREVIEW_INTERVAL + 0.5)
+    previews, final = _updates(llm_slack)
+    assert final is answer and final.status == 200
+    limited = [p for p in previews if p.status == 429]
+    assert previews[0] in limited and len(limited) == 1
+    texts = [p.params["text"] for p in previews]
+    assert len(set(texts)) == len(texts)  # skipped, never sent again as it was
+    later = previews[1:]
+    assert later and later[0].at - limited[0].at >= 3.0  # the next preview waited out Retry-After
+    assert all(p.status == 200 for p in later)
+
+
+def test_a_refused_preview_ends_previews_not_the_answer(llm_slack, llm_advisor, caplog):
+    caplog.set_level(logging.WARNING, logger="advisor.slack")
+    llm_slack.mock.fail_next("chat.update", 200, body={"ok": False, "error": "cant_update_message"})
+    _stream_reply(llm_advisor, _grounded_reply(llm_advisor), seconds=4.0)
+    event = mention(QUESTION, ts="1700000033.000100")
+    _send_ok(llm_slack.sender.send_event(event))
+    [answer] = _wait_answers(llm_slack, "C0GENERAL", event["ts"])
+    previews, final = _updates(llm_slack)
+    assert final is answer and len(previews) == 1  # the refused one; no more after it
+    assert any("no more previews" in r.getMessage() for r in caplog.records)
+
+
+def test_preview_limiter_budget_and_pause():
+    now = [0.0]
+    limiter = PreviewLimiter(per_minute=2, clock=lambda: now[0])
+    assert limiter.take() and limiter.take() and not limiter.take()  # two a minute
+    now[0] = 60.5
+    assert limiter.take()
+    limiter.pause(3.0)
+    now[0] = 62.0
+    assert not limiter.take()  # paused by a 429 for every answer of the bot
+    now[0] = 63.6
+    assert limiter.take()
+    assert retry_after({"retry-after": "7"}) == 7.0 and retry_after({}) == 1.0
+    assert retry_after({"Retry-After": "9999"}) == 60.0
 
 
 def test_feedback_button_is_stored_in_the_shared_store(slack):
