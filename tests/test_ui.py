@@ -334,3 +334,41 @@ def test_case_tabs_say_plainly_when_the_catalogue_is_broken(client, built_adviso
     assert "could not be loaded" in client.predict("a digital tool", [], [], [], api_name="/cases_like")
     history, *_ = client.predict("What role do clinical champions play?", [], [], [], api_name="/ask")
     assert "[1]" in _text(history[-1])  # the chat keeps answering from the passages
+
+
+# ---- the LLM path on the page (issue 6): streamed draft, then flags on unsupported sentences ----
+def test_an_llm_answer_streams_and_its_unsupported_sentence_is_flagged(built_advisor, built_settings, tmp_path):
+    from gradio_client import Client
+    from langchain_core.language_models import FakeListChatModel
+
+    from advisor.advisor import build_advisor
+    from advisor.chain import attach_llm
+
+    question = "How did RAID spread across hospitals?"
+    passages = built_advisor.retriever.retrieve(question)
+    index = built_advisor.extractive.sentences
+    quote = index.texts[index.by_chunk[passages[0].chunk.id][0]]
+    settings = built_settings.model_copy(
+        update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
+    )
+    advisor = build_advisor(settings, embedder=built_advisor.embedder)
+    invented = "The moon is made of green cheese"
+    attach_llm(advisor, FakeListChatModel(responses=[f"{quote} [1] {invented} [1]."], sleep=0.01))
+
+    demo = build_ui(advisor, settings, FeedbackStore(f"sqlite:///{tmp_path / 'feedback.sqlite3'}"))
+    port = free_port()
+    serve(demo, settings, port=port, block=False)
+    try:
+        job = Client(f"http://127.0.0.1:{port}/", verbose=False).submit(question, [], [], [], api_name="/ask")
+        history, evidence, _, _ = job.result(timeout=300)
+        drafts = [_text(out[0][-1]) for out in job.outputs() if out and out[0] and out[0][-1]["role"] == "assistant"]
+    finally:
+        demo.close()
+
+    # the model's text reached the page while it was being written, growing
+    growing = [d for d in drafts if quote[:20] in html.unescape(d)]
+    assert len({len(d) for d in growing}) >= 3, drafts[:5]
+    final = html.unescape(_text(history[-1]))
+    assert quote[:40] in final and invented in final
+    assert "(unsupported)" in final  # the sentence no source backs is marked in the answer
+    assert "Not supported by its sources (unsupported)" in html.unescape(evidence) and invented in evidence
