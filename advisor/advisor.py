@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
-from advisor.answer import ExtractiveAnswerer
+from advisor.answer import ExtractiveAnswerer, ReportTerms
 from advisor.cases import CatalogueLoader
 from advisor.condense import RuleBasedCondenser
 from advisor.config import Settings, force_offline
@@ -123,7 +123,8 @@ class Advisor:
                 max_sentences=s.answer_sentences,
                 refusal_threshold=s.refusal_threshold,
                 unknown_terms_threshold=s.unknown_terms_threshold,
-                vocabulary=snapshot.vocabulary,
+                terms=ReportTerms.from_chunks(chunks),
+                rare_term_passages=s.rare_term_passages,
             )
             self._checked = time.monotonic()
         self.case_catalogue.reload()  # a broken catalogue is logged; the previous one keeps serving

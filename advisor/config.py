@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     # --- extractive answerer
     answer_sentences: int = Field(4, ge=1, le=10)
     refusal_threshold: float = 0.45  # best evidence sentence's similarity below this -> refuse
-    unknown_terms_threshold: float = 0.62  # ... or below this when 2+ query terms are unknown
+    unknown_terms_threshold: float = 0.62  # ... or below this when 2+ query words are unmatched:
+    rare_term_passages: int = Field(5, ge=0)  # in at most this many passages and not in the retrieved ones
     max_question_chars: int = Field(2000, ge=10)
 
     # --- LLM path (issue 6)

@@ -69,7 +69,6 @@ class IndexSnapshot:
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.chunks}
         self.position = {c.id: i for i, c in enumerate(self.chunks)}
-        self.vocabulary = frozenset(self.bm25.idf) if self.bm25 is not None else frozenset()
 
 
 class HybridRetriever:
