@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 SLACK_API_URL = "https://slack.com/api/"
 EVENTS_PATH = "/slack/events"
 THINKING = "Looking through the reports..."
+RETIRED = "The answer is in the reply below."  # a placeholder (or streamed draft) that could not become the answer
 FEEDBACK_ACTIONS = {"advisor_feedback_up": "up", "advisor_feedback_down": "down"}
 
 # Block Kit limits (docs.slack.dev/reference/block-kit): 50 blocks per message, 3000 characters in a
@@ -925,14 +926,25 @@ class SlackBot:
             except Exception as exc:
                 error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
                 log.warning("could not edit the placeholder in %s into the answer (%s): posting it", channel, error)
-        if self._post(client, channel, thread_ts, message, question):
-            return
-        if message.get("blocks"):
+        delivered = bool(self._post(client, channel, thread_ts, message, question))
+        if not delivered and message.get("blocks"):
             plain = {"text": message["text"]}
-            if self._post(client, channel, thread_ts, plain, question):
-                return
+            delivered = bool(self._post(client, channel, thread_ts, plain, question))
+        if delivered:
+            if placeholder:
+                self._retire_placeholder(client, channel, placeholder)
+            return
         log.error("ANSWER NOT DELIVERED to %s (thread %s) for question %r: %s",
                   channel, thread_ts, question[:200], message.get("text", "")[:500])
+
+    @staticmethod
+    def _retire_placeholder(client: WebClient, channel: str, placeholder: str) -> None:
+        """Once the answer went out as a new reply, the placeholder must not keep an unchecked draft."""
+        try:
+            client.chat_update(channel=channel, ts=placeholder, text=RETIRED)
+        except Exception as exc:  # gone, archived, still failing: the answer itself is delivered
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            log.warning("could not clear the placeholder in %s (%s)", channel, error)
 
     def _respond(self, response_url: str | None, message: dict, question: str) -> None:
         """Post to a response_url (slash command, button), with the same bounded retries."""

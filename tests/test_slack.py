@@ -32,6 +32,7 @@ from advisor.slack import (
     NO_WORDS,
     ONLY_FILES,
     PREVIEW_INTERVAL,
+    RETIRED,
     STREAMING_MARK,
     THINKING,
     EventDeduper,
@@ -550,6 +551,11 @@ def test_slack_api_errors_are_retried_then_fall_back_and_logged(slack, caplog):
     assert len(slack.mock.calls_to("chat.update", status=500)) == 3  # first try + 2 bounded retries
     assert answer.method == "chat.postMessage"  # then posted as a new reply instead of lost
     assert any("could not edit the placeholder" in r.getMessage() for r in caplog.records)
+    # and the placeholder (a "looking" line, or a streamed draft) no longer stands as if it were an answer
+    assert slack.mock.wait_for(lambda m: any(c.params.get("text") == RETIRED for c in m.calls_to("chat.update")), 30)
+    [retired] = [c for c in slack.mock.calls_to("chat.update") if c.params.get("text") == RETIRED]
+    assert retired.params["ts"] == slack.mock.calls_to("chat.update", status=500)[0].params["ts"]
+    assert not retired.params.get("blocks") and retired.at >= answer.at
 
 
 def test_undeliverable_answer_is_logged_not_lost_silently(slack, caplog):
