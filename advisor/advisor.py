@@ -116,7 +116,8 @@ class Advisor:
         with self._lock:
             self._snapshot = snapshot
             self._retriever = HybridRetriever(
-                self.store, self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document
+                self.store, self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document,
+                sentences=sentences, rerank_pool=s.rerank_pool, sentence_weight=s.sentence_weight,
             )
             self._extractive = ExtractiveAnswerer(
                 sentences,

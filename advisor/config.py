@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     candidates: int = Field(40, ge=1, le=500)  # per retriever, before fusion
     rrf_k: int = 60
     max_per_document: int = Field(4, ge=1)  # diversity: cap passages from one report (4 of 5 measured best)
+    rerank_pool: int = Field(30, ge=0)  # fused candidates re-ranked by their closest sentence to the query
+    sentence_weight: float = Field(0.5, ge=0.0)  # weight of that sentence rank in the fused score (0 = off)
     # --- extractive answerer
     answer_sentences: int = Field(4, ge=1, le=10)
     refusal_threshold: float = 0.45  # best evidence sentence's similarity below this -> refuse
