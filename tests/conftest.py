@@ -85,3 +85,29 @@ def output_dir(request) -> Path:
     path = OUTPUT / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+INVENTED = "The moon is made of green cheese"
+
+
+def fake_llm_advisor(built_advisor, built_settings, question: str, sleep: float | None = 0.01):
+    """An advisor on the shared index whose LLM is LangChain's `FakeListChatModel`.
+
+    Its reply is a real quote of the top passage for `question`, cited [1] (supported), then
+    INVENTED, also cited [1] (unsupported); it streams character by character. Returns
+    (advisor, settings, quote).
+    """
+    from langchain_core.language_models import FakeListChatModel
+
+    from advisor.advisor import build_advisor
+    from advisor.chain import attach_llm
+
+    passages = built_advisor.retriever.retrieve(question)
+    index = built_advisor.extractive.sentences
+    quote = index.texts[index.by_chunk[passages[0].chunk.id][0]]
+    settings = built_settings.model_copy(
+        update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
+    )
+    advisor = build_advisor(settings, embedder=built_advisor.embedder)
+    attach_llm(advisor, FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."], sleep=sleep))
+    return advisor, settings, quote

@@ -110,20 +110,12 @@ def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_adv
     from langchain_core.language_models import FakeListChatModel
     from rich.console import Console
 
-    from advisor.advisor import build_advisor
     from advisor.chain import attach_llm
     from advisor.cli import answer_live, render_answer
+    from tests.conftest import INVENTED, fake_llm_advisor
 
     question = "How did RAID spread across hospitals?"
-    passages = built_advisor.retriever.retrieve(question)
-    index = built_advisor.extractive.sentences
-    quote = index.texts[index.by_chunk[passages[0].chunk.id][0]]
-    settings = built_settings.model_copy(
-        update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
-    )
-    advisor = build_advisor(settings, embedder=built_advisor.embedder)
-    reply = f"{quote} [1] The moon is made of green cheese [1]."
-    attach_llm(advisor, FakeListChatModel(responses=[reply], sleep=0.01))  # streams char by char
+    advisor, _, quote = fake_llm_advisor(built_advisor, built_settings, question)
 
     out = io.StringIO()
     terminal = Console(file=out, force_terminal=True, width=400, color_system=None)
@@ -134,12 +126,12 @@ def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_adv
     # the draft was drawn several times while it grew, then the final answer printed once more
     assert shown.count(head) >= 3, shown[:500]
     assert [s.verdict for s in answer.sentences] == ["supported", "unsupported"]
-    assert "(unsupported) The moon is made of green cheese" in shown
+    assert f"(unsupported) {INVENTED}" in shown
     assert "Sources" in shown
 
     # not a terminal (a pipe, --json): no live view, the same answer
     piped = io.StringIO()
     quiet = Console(file=piped, force_terminal=False)
-    attach_llm(advisor, FakeListChatModel(responses=[reply]))
+    attach_llm(advisor, FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."]))
     assert answer_live(advisor, question, to=quiet).text == answer.text
     assert piped.getvalue() == ""

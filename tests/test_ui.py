@@ -339,21 +339,12 @@ def test_case_tabs_say_plainly_when_the_catalogue_is_broken(client, built_adviso
 # ---- the LLM path on the page (issue 6): streamed draft, then flags on unsupported sentences ----
 def test_an_llm_answer_streams_and_its_unsupported_sentence_is_flagged(built_advisor, built_settings, tmp_path):
     from gradio_client import Client
-    from langchain_core.language_models import FakeListChatModel
 
-    from advisor.advisor import build_advisor
-    from advisor.chain import attach_llm
+    from tests.conftest import INVENTED as invented
+    from tests.conftest import fake_llm_advisor
 
     question = "How did RAID spread across hospitals?"
-    passages = built_advisor.retriever.retrieve(question)
-    index = built_advisor.extractive.sentences
-    quote = index.texts[index.by_chunk[passages[0].chunk.id][0]]
-    settings = built_settings.model_copy(
-        update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
-    )
-    advisor = build_advisor(settings, embedder=built_advisor.embedder)
-    invented = "The moon is made of green cheese"
-    attach_llm(advisor, FakeListChatModel(responses=[f"{quote} [1] {invented} [1]."], sleep=0.01))
+    advisor, settings, quote = fake_llm_advisor(built_advisor, built_settings, question)
 
     demo = build_ui(advisor, settings, FeedbackStore(f"sqlite:///{tmp_path / 'feedback.sqlite3'}"))
     port = free_port()
