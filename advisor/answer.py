@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
@@ -23,6 +22,7 @@ import numpy as np
 from advisor.retrieval import lexical_text, tokenize
 from advisor.store import SentenceIndex
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
+from advisor.words import stem
 
 REFUSAL_TEXT = (
     "The reports in the advisor's library do not cover this question closely enough to "
@@ -34,27 +34,6 @@ NO_INDEX_TEXT = "The library is empty: no report has been ingested yet."
 
 QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
 _END_PUNCT = re.compile(r"""[.!?…]["”’')\]]*$""")
-# Inflections stripped by `stem`, longest first; a stem keeps at least three letters.
-_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("es", ""), ("ed", ""), ("s", ""))
-
-
-@lru_cache(maxsize=65536)
-def stem(term: str) -> str:
-    """A light inflectional stem of a `tokenize` term: 'persuaded' and 'persuade' both give 'persuad'."""
-    term = term.rstrip("'")  # tokenize keeps a possessive's apostrophe: "trust's" -> "trust'"
-    if term.endswith("ie") and len(term) > 4:
-        return term[:-2] + "y"  # tokenize's plural strip: "categories" -> "categorie"
-    for suffix, replacement in _SUFFIXES:
-        if term.endswith(suffix) and len(term) - len(suffix) >= 3 and not term.endswith(("ss", "us", "is")):
-            term = term[: -len(suffix)] + replacement
-            break
-    if len(term) > 3 and term[-1] == term[-2] and term[-1] not in "lsz":
-        term = term[:-1]  # spinning -> spinn -> spin
-    if len(term) > 3 and term.endswith("e"):
-        term = term[:-1]
-    return term
-
-
 @dataclass(frozen=True)
 class ReportTerms:
     """The words of the indexed reports by stem: in how many passages each occurs, and each

@@ -36,6 +36,7 @@ from advisor.chunking import locate_case_studies
 from advisor.corpus import Manifest
 from advisor.errors import CatalogueError
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Filters, Passage
+from advisor.words import stem
 
 log = logging.getLogger(__name__)
 
@@ -716,12 +717,12 @@ class CaseCatalogue:
         left = [w for w in words if w and w not in _FILLER and not _is_barrier_or_evidence_cue(w)]
         if tags:
             described = {
-                _stem(w)
+                stem(w.lower())
                 for f, values in tags.items()
                 for v in values
                 for w in _WORD.findall(self.vocabulary.terms[f][v].description)
             }
-            left = [w for w in left if w not in _RELATION and _stem(w) not in described]
+            left = [w for w in left if w not in _RELATION and stem(w) not in described]
         return left
 
     def _name_patterns(self) -> list[tuple[re.Pattern, str]]:
@@ -759,7 +760,7 @@ class CaseCatalogue:
         pool = [c for c in self.cases if _allowed(c, filters)]
         if not pool:
             return None
-        chunks = self._anchor(advisor)
+        chunks = self.anchors(advisor)
         builder = _AnswerBuilder(question, chunks)
         if query.kind == "compare":
             chosen = [c for c in pool if c.name in query.names]
@@ -813,10 +814,6 @@ class CaseCatalogue:
         return builder.build(note)
 
     def anchors(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
-        """(case name, quote) -> the indexed chunk holding the quote, in the advisor's current index."""
-        return self._anchor(advisor)
-
-    def _anchor(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
         """(case name, quote) -> the indexed chunk holding the quote, for this index generation."""
         snapshot = getattr(advisor, "_snapshot", None)
         chunks = list(snapshot.chunks) if snapshot is not None else []
@@ -1013,16 +1010,6 @@ def _example_clauses(question: str, found) -> list[tuple[int, int]]:
         for m in _EXAMPLES.finditer(question)
         if any(b <= m.start() and not re.search(r"[.?!;]", question[b : m.start()]) for (_, b), _ in found)
     ]
-
-
-def _stem(word: str) -> str:
-    """A crude stem, enough to see "ended" and "fades" in "funding ends" and "Spread fades"."""
-    w = word.lower()
-    for suffix in ("ing", "ed", "es", "s"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)]
-            break
-    return w.rstrip("e")
 
 
 def _is_barrier_or_evidence_cue(word: str) -> bool:
