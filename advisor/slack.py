@@ -71,6 +71,7 @@ FEEDBACK_ACTIONS = {"advisor_feedback_up": "up", "advisor_feedback_down": "down"
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_CONTEXT_CHARS = 2000
+MAX_CONTEXT_ELEMENTS = 10
 MAX_FALLBACK_CHARS = 3900
 MAX_QUOTE_CHARS = 600
 MAX_BUTTON_VALUE_CHARS = 2000
@@ -313,7 +314,7 @@ def _notes_blocks(notes: list[str]) -> list[dict[str, Any]]:
     return [{
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": _clip(f":information_source: {escape_mrkdwn(n)}", MAX_CONTEXT_CHARS)}
-                     for n in notes[:10]],
+                     for n in notes[:MAX_CONTEXT_ELEMENTS]],
     }]
 
 
@@ -333,7 +334,6 @@ def feedback_block(answer_id: str, question: str) -> dict[str, Any]:
 
 
 # ---- catalogue answers (issue 8): one section per case study, its evidence right beneath it
-MAX_CONTEXT_ELEMENTS = 10
 
 
 def catalogue_cases(answer: Answer) -> tuple[AnswerSentence | None, list[tuple[str, list[AnswerSentence]]]]:
@@ -438,8 +438,7 @@ def render_catalogue(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()
     (extra quotes counted, not shown) and, when even that is too many, the last cases are left out
     and counted.
     """
-    record = answer.to_record()
-    by_marker = {c["marker"]: c for c in record["citations"]}
+    by_marker = {c.marker: c.to_record() for c in answer.citations}
     heading, groups = catalogue_cases(answer)
     head = [_section(escape_mrkdwn(heading.text))] if heading else []
     notes_blocks = _notes_blocks([*answer.notes, *notes])
@@ -557,15 +556,13 @@ class AnswerPreview:
     """
 
     def __init__(self, client: WebClient, channel: str, ts: str, limiter: PreviewLimiter,
-                 interval: float = PREVIEW_INTERVAL, max_updates: int = MAX_PREVIEW_UPDATES,
-                 timeout: float = PREVIEW_TIMEOUT) -> None:
+                 interval: float = PREVIEW_INTERVAL, max_updates: int = MAX_PREVIEW_UPDATES) -> None:
         self.client = client
         self.channel = channel
         self.ts = ts
         self.limiter = limiter
         self.interval = interval
         self.max_updates = max_updates
-        self.timeout = timeout
         self.updates = 0  # edits attempted
         self._parts: list[str] = []
         self._sent = ""  # the text of the last edit attempted
@@ -592,7 +589,7 @@ class AnswerPreview:
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:
-            thread.join(self.timeout + 1.0)
+            thread.join(self.client.timeout + 1.0)  # the edit in flight ends by its client's timeout
             if thread.is_alive():  # only if Slack's HTTP client outlived its own timeout
                 log.warning("a preview edit in %s is still in flight; sending the answer anyway",
                             self.channel)
@@ -653,6 +650,11 @@ def retry_after(headers: dict[str, Any]) -> float:
         return 1.0
 
 
+def _slack_error(exc: Exception) -> object:
+    """Slack's error code for a refused call (e.g. "channel_not_found"), or the exception itself."""
+    return exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+
+
 def preview_client(client: WebClient, timeout: float = PREVIEW_TIMEOUT) -> WebClient:
     """A client like `client` that never retries: a preview edit that fails is skipped."""
     return WebClient(token=client.token, base_url=client.base_url, timeout=timeout, ssl=client.ssl,
@@ -688,17 +690,15 @@ class SlackBot:
     """The listeners: acknowledge at once, answer in the thread, store feedback."""
 
     def __init__(self, advisor: Advisor, settings: Settings, feedback_store: FeedbackStore,
-                 deduper: EventDeduper | None = None, answers: AnswerCache | None = None,
-                 preview_interval: float = PREVIEW_INTERVAL, max_preview_updates: int = MAX_PREVIEW_UPDATES,
-                 preview_limiter: PreviewLimiter | None = None) -> None:
+                 deduper: EventDeduper | None = None, answers: AnswerCache | None = None) -> None:
         self.advisor = advisor
         self.settings = settings
         self.feedback_store = feedback_store
         self.deduper = deduper or EventDeduper()
         self.answers = answers or AnswerCache()
-        self.preview_interval = preview_interval
-        self.max_preview_updates = max_preview_updates
-        self.preview_limiter = preview_limiter or PreviewLimiter()
+        self.preview_interval = PREVIEW_INTERVAL
+        self.max_preview_updates = MAX_PREVIEW_UPDATES
+        self.preview_limiter = PreviewLimiter()
 
     # ---- middleware and acks -----------------------------------------------------------------
     def dedupe(self, body: dict, request, response, next: Callable[[], Any]):
@@ -790,7 +790,7 @@ class SlackBot:
         if event.get("files"):
             notes += ("I read only the text of your message, not the attached files.",)
         preview = None
-        if placeholder and self.max_preview_updates > 0:
+        if placeholder and self.max_preview_updates > 0 and self.advisor.llm_answerer is not None:
             preview = AnswerPreview(preview_client(client), channel, placeholder, self.preview_limiter,
                                     self.preview_interval, self.max_preview_updates)
         try:
@@ -924,7 +924,7 @@ class SlackBot:
                 client.chat_update(channel=channel, ts=placeholder, **message)
                 return
             except Exception as exc:
-                error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+                error = _slack_error(exc)
                 log.warning("could not edit the placeholder in %s into the answer (%s): posting it", channel, error)
         delivered = bool(self._post(client, channel, thread_ts, message, question))
         if not delivered and message.get("blocks"):
@@ -943,7 +943,7 @@ class SlackBot:
         try:
             client.chat_update(channel=channel, ts=placeholder, text=RETIRED)
         except Exception as exc:  # gone, archived, still failing: the answer itself is delivered
-            error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            error = _slack_error(exc)
             log.warning("could not clear the placeholder in %s (%s)", channel, error)
 
     def _respond(self, response_url: str | None, message: dict, question: str) -> None:
