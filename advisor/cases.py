@@ -816,11 +816,10 @@ class CaseCatalogue:
     def anchors(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
         """(case name, quote) -> the indexed chunk holding the quote, for this index generation."""
         snapshot = getattr(advisor, "_snapshot", None)
-        chunks = list(snapshot.chunks) if snapshot is not None else []
         key = id(snapshot)
         if self._anchors is not None and self._anchors[0] == key:
             return self._anchors[1]
-        anchors = anchor_quotes(self.cases, chunks)
+        anchors = anchor_quotes(self.cases, list(snapshot.chunks) if snapshot is not None else [])
         self._anchors = (key, anchors)
         return anchors
 

@@ -31,7 +31,7 @@ def eval_command(
 
     from advisor import evaluation as ev
     from advisor.cli import _advisor, console, err, user_errors
-    from advisor.eval_report import write_reports
+    from advisor.eval_report import case_runs, fmt, write_reports
 
     with user_errors():
         settings = Settings()
@@ -99,19 +99,18 @@ def eval_command(
 
         table = Table("metric", "advisor", *(["baseline"] if base_summary else []), "rows skipped")
         for name, value in summary["metrics"].items():
-            row = [name, "-" if value is None else f"{value:.3f}"]
+            row = [name, fmt(value)]
             if base_summary:
-                b = base_summary["metrics"].get(name)
-                row.append("-" if b is None else f"{b:.3f}")
+                row.append(fmt(base_summary["metrics"].get(name)))
             table.add_row(*row, str(summary["skipped"].get(name, 0)))
         console.print(table)
         console.print(f"refusal: {summary['refusal']}")
         for kind, row in report["cases"].items():
-            runs = [r for r in ev.CASE_RUNS if any(r in row[m] for m in ev.CASE_METRICS if m in row)]
+            runs = case_runs({kind: row})
             cases = Table(f"{kind} (n={row['n']})", *(ev.CASE_RUNS[r] for r in runs))
             for metric in ev.CASE_METRICS:
                 if metric in row:
-                    cases.add_row(metric, *(_fmt(row[metric].get(r)) for r in runs))
+                    cases.add_row(metric, *(fmt(row[metric].get(r)) for r in runs))
             console.print(cases)
         console.print(f"wrote {out / ev.RESULTS}, {out / ev.SUMMARY}, {out / 'report.md'}, {out / 'report.html'}")
         if gate is not None:
@@ -121,10 +120,6 @@ def eval_command(
             if failures:
                 raise typer.Exit(1)
             console.print("All thresholds met.")
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,8 @@ HEADLINE = [
 ]
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
+    """A metric as shown in reports and on the console: three decimals, "-" when not measured."""
     return "-" if value is None else f"{value:.3f}"
 
 
@@ -31,7 +32,7 @@ def _bars(rows: list[tuple[str, float | None]], width: int = 420) -> str:
         parts.append(f"<text x='0' y='{y + 14}' font-size='12'>{html.escape(label[:38])}</text>")
         parts.append(f"<rect x='250' y='{y}' width='{width}' height='16' fill='#eef2ff'/>")
         parts.append(f"<rect x='250' y='{y}' width='{width * v:.1f}' height='16' fill='#4f46e5'/>")
-        parts.append(f"<text x='{width + 255}' y='{y + 13}' font-size='12'>{_fmt(value)}</text>")
+        parts.append(f"<text x='{width + 255}' y='{y + 13}' font-size='12'>{fmt(value)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -52,15 +53,15 @@ def _paired_bars(
             yy = y + 17 * j
             parts.append(f"<rect x='250' y='{yy}' width='{width}' height='14' fill='#f3f4f6'/>")
             parts.append(f"<rect x='250' y='{yy}' width='{width * (value or 0.0):.1f}' height='14' fill='{colour}'/>")
-            parts.append(f"<text x='{width + 255}' y='{yy + 12}' font-size='11'>{_fmt(value)}</text>")
+            parts.append(f"<text x='{width + 255}' y='{yy + 12}' font-size='11'>{fmt(value)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _refusal_line(refusal: dict) -> str:
     return (f"Refused {refusal['refused_out_of_scope']} of {refusal['out_of_scope']} out-of-scope questions "
-            f"(accuracy {_fmt(refusal['refusal_accuracy_out_of_scope'])}); false refusals "
-            f"{refusal['false_refusals']} of {refusal['in_scope']} in-scope (rate {_fmt(refusal['false_refusal_rate'])}).")
+            f"(accuracy {fmt(refusal['refusal_accuracy_out_of_scope'])}); false refusals "
+            f"{refusal['false_refusals']} of {refusal['in_scope']} in-scope (rate {fmt(refusal['false_refusal_rate'])}).")
 
 
 def _histogram(values: list[float], bins: int = 10, width: int = 300, height: int = 80) -> str:
@@ -100,6 +101,11 @@ def _case_rows(cases: dict) -> list[tuple[str, str, int, dict]]:
     return [(kind, metric, row["n"], row[metric]) for kind, row in cases.items() for metric in row if metric != "n"]
 
 
+def case_runs(cases: dict) -> list[str]:
+    """The runs (advisor, passages, baseline, in that order) with a case metric measured in `cases`."""
+    return [r for r in CASE_RUN_LABELS if any(r in values for *_, values in _case_rows(cases))]
+
+
 def write_reports(
     out_dir: Path, summary: dict, results: list[dict], baseline: dict | None = None, cases: dict | None = None
 ) -> None:
@@ -110,12 +116,12 @@ def write_reports(
           "| metric | advisor | baseline | skipped rows |", "|---|---|---|---|"]
     for m in names:
         b = baseline["metrics"].get(m) if baseline else None
-        md.append(f"| {m} | {_fmt(metrics[m])} | {_fmt(b)} | {summary['skipped'].get(m, 0)} |")
+        md.append(f"| {m} | {fmt(metrics[m])} | {fmt(b)} | {summary['skipped'].get(m, 0)} |")
     md.append("\n## By kind\n")
     md.append("| kind | n | " + " | ".join(names) + " |")
     md.append("|---|---|" + "---|" * len(names))
     for kind, row in summary["by_kind"].items():
-        md.append(f"| {kind} | {row['n']} | " + " | ".join(_fmt(row.get(m)) for m in names) + " |")
+        md.append(f"| {kind} | {row['n']} | " + " | ".join(fmt(row.get(m)) for m in names) + " |")
     if baseline:
         md.append("\n## Advisor vs baseline by kind and report (evidence recall@k)\n")
         md.append("| group | n | advisor | baseline |")
@@ -123,19 +129,19 @@ def write_reports(
         for groups, base_groups in ((summary["by_kind"], baseline["by_kind"]), (summary["by_report"], baseline["by_report"])):
             for key, row in groups.items():
                 b = base_groups.get(key, {}).get("evidence_recall_at_k")
-                md.append(f"| {key} | {row['n']} | {_fmt(row.get('evidence_recall_at_k'))} | {_fmt(b)} |")
+                md.append(f"| {key} | {row['n']} | {fmt(row.get('evidence_recall_at_k'))} | {fmt(b)} |")
     if cases:
-        runs = [r for r in CASE_RUN_LABELS if any(r in values for *_, values in _case_rows(cases))]
+        runs = case_runs(cases)
         md.append("\n## Case studies: catalogue vs passage retrieval\n\n" + CASE_NOTE + "\n")
         md.append("| kind | n | metric | " + " | ".join(CASE_RUN_LABELS[r] for r in runs) + " |")
         md.append("|---|---|---|" + "---|" * len(runs))
         for kind, metric, n, values in _case_rows(cases):
-            md.append(f"| {kind} | {n} | {metric} | " + " | ".join(_fmt(values.get(r)) for r in runs) + " |")
+            md.append(f"| {kind} | {n} | {metric} | " + " | ".join(fmt(values.get(r)) for r in runs) + " |")
     md.append("\n## By report\n")
     md.append("| report | n | " + " | ".join(names) + " |")
     md.append("|---|---|" + "---|" * len(names))
     for source, row in summary["by_report"].items():
-        md.append(f"| {source} | {row['n']} | " + " | ".join(_fmt(row.get(m)) for m in names) + " |")
+        md.append(f"| {source} | {row['n']} | " + " | ".join(fmt(row.get(m)) for m in names) + " |")
     md.append("\n## Worst questions\n")
     for row in worst(results):
         md.append(f"### {row['id']} ({row.get('kind')}): {row['question']}\n\n{row['answer']}\n\n"
@@ -157,11 +163,11 @@ def write_reports(
                                                         (summary["by_report"], baseline["by_report"]))
                                    for key, row in groups.items()])]
     if cases:
-        runs = [r for r in CASE_RUN_LABELS if any(r in values for *_, values in _case_rows(cases))]
+        runs = case_runs(cases)
         head = "".join(f"<th>{html.escape(CASE_RUN_LABELS[r])}</th>" for r in runs)
         body = "".join(
             f"<tr><td>{html.escape(kind)}</td><td>{n}</td><td>{html.escape(metric)}</td>"
-            + "".join(f"<td>{_fmt(values.get(r))}</td>" for r in runs) + "</tr>"
+            + "".join(f"<td>{fmt(values.get(r))}</td>" for r in runs) + "</tr>"
             for kind, metric, n, values in _case_rows(cases)
         )
         sections += ["<h2>Case studies: catalogue vs passage retrieval</h2>", f"<p>{html.escape(CASE_NOTE)}</p>",

@@ -26,6 +26,7 @@ import statistics
 import typing as t
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +36,6 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 KINDS = ("fact", "case_study", "advice", "multi_doc", "out_of_scope", "aggregate", "cases_like_mine")
 CASE_KINDS = ("aggregate", "cases_like_mine")  # questions across case studies, scored by `expected_cases`
-CASE_METRICS = ("case_recall", "case_precision", "case_hit_at_3", "case_recall_at_5")
 # the runs compared on them: the advisor as served, the same advisor with its catalogue off, the tutorial RAG
 CASE_RUNS = {"advisor": "advisor (catalogue)", "passages": "passage retrieval (top-k case studies)",
              "baseline": "baseline (top-k case studies)"}
@@ -192,6 +192,7 @@ def _parse_line(raw: str, number: int, corpus_text, seen: set[str], case_names) 
 
 
 # ---- custom ragas metrics -----------------------------------------------------------
+@cache  # defined once: `score` and `case_metrics` both ask for them
 def _ragas_metric_classes():
     """Our metrics as ragas metric classes (ragas is imported only when evaluating)."""
     from ragas.metrics.base import MetricType, SingleTurnMetric
@@ -269,17 +270,10 @@ def _ragas_metric_classes():
             return bool(item.expected_cases) and item.kind in self.kinds
 
         async def _single_turn_ascore(self, sample, callbacks) -> float:
-            return _CASE_SCORES[self.name](self.named[sample.user_input], self.expected[sample.user_input])
+            score, _ = _CASE_SCORES[self.name]
+            return score(self.named[sample.user_input], self.expected[sample.user_input])
 
     return EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, CaseMetric
-
-
-_CASE_SCORES: dict[str, Callable[[t.Sequence[str], t.Sequence[str]], float]] = {
-    "case_recall": lambda named, expected: case_recall(named, expected),
-    "case_precision": lambda named, expected: case_precision(named, expected),
-    "case_hit_at_3": lambda named, expected: case_hit_at(named, expected, 3),
-    "case_recall_at_5": lambda named, expected: case_recall(named[:5], expected),
-}
 
 
 def evidence_recall(reference_contexts: t.Sequence[str], passages: t.Sequence[str]) -> float:
@@ -421,6 +415,16 @@ def case_precision(named: t.Sequence[str], expected: t.Sequence[str]) -> float:
 def case_hit_at(named: t.Sequence[str], expected: t.Sequence[str], n: int) -> float:
     """1 when one of the first n cases named is expected."""
     return float(bool(set(named[:n]) & set(expected))) if expected else math.nan
+
+
+# metric -> (score of the cases named against the expected ones, the kinds of row it is measured on)
+_CASE_SCORES: dict[str, tuple[Callable[[t.Sequence[str], t.Sequence[str]], float], tuple[str, ...]]] = {
+    "case_recall": (case_recall, CASE_KINDS),
+    "case_precision": (case_precision, CASE_KINDS),
+    "case_hit_at_3": (lambda named, expected: case_hit_at(named, expected, 3), ("cases_like_mine",)),
+    "case_recall_at_5": (lambda named, expected: case_recall(named[:5], expected), ("cases_like_mine",)),
+}
+CASE_METRICS = tuple(_CASE_SCORES)
 
 
 @contextmanager
@@ -582,12 +586,7 @@ def case_metrics(items: list[EvalItem], records: dict[str, dict], case_names: Ca
     expected = {item.user_input: item.expected_cases or () for item in items}
     return [
         CaseMetric(name=name, named=named, expected=expected, kinds=kinds)
-        for name, kinds in (
-            ("case_recall", CASE_KINDS),
-            ("case_precision", CASE_KINDS),
-            ("case_hit_at_3", ("cases_like_mine",)),
-            ("case_recall_at_5", ("cases_like_mine",)),
-        )
+        for name, (_, kinds) in _CASE_SCORES.items()
     ]
 
 

@@ -167,7 +167,7 @@ def render_answer_markdown(answer: Answer) -> str:
     else:
         parts = []
         for sentence in answer.sentences:
-            markers = "".join(f"<sup class='cite-marker'>[{m}]</sup>" for m in sentence.markers)
+            markers = _markers(sentence.markers)
             text = _escape(sentence.text)
             if sentence.verdict != "supported":
                 text = f"{text} <em>({sentence.verdict})</em>"
@@ -175,6 +175,11 @@ def render_answer_markdown(answer: Answer) -> str:
         body = " ".join(parts)
     notes = "".join(f"\n\n<em>{_escape(n)}</em>" for n in answer.notes)
     return body + notes
+
+
+def _markers(markers) -> str:
+    """Citation markers as the superscripts the page (and its tests) look for."""
+    return "".join(f"<sup class='cite-marker'>[{m}]</sup>" for m in markers)
 
 
 def _catalogue_rows(answer: Answer) -> str:
@@ -186,16 +191,16 @@ def _catalogue_rows(answer: Answer) -> str:
     head, *rows = answer.sentences
     items = []
     for row in rows:
-        markers = "".join(f"<sup class='cite-marker'>[{m}]</sup>" for m in row.markers)
-        items.append(f"- {_escape(row.text)}{markers}")
+        items.append(f"- {_escape(row.text)}{_markers(row.markers)}")
     return _escape(head.text) + "\n\n" + "\n".join(items)
 
 
 def _highlight(passage: str, quote: str) -> str:
     """The passage as HTML with the quote marked; the quote may be wrapped differently (white space)."""
     start = passage.find(quote)
-    end = start + len(quote)
-    if start < 0:
+    if start >= 0:
+        end = start + len(quote)
+    else:
         words = quote.split()
         found = re.search(r"\s+".join(re.escape(w) for w in words), passage) if words else None
         if found is None:
@@ -715,13 +720,10 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
             with gr.Row():
                 like_type, like_setting, like_org = (
                     gr.Dropdown(
-                        shown["like"][f], value=[], multiselect=True, label=label, elem_id=f"like-{key}"
+                        shown["like"][f], value=[], multiselect=True, label=FIELD_LABELS[f].capitalize(),
+                        elem_id=f"like-{key}",
                     )
-                    for f, label, key in zip(
-                        LIKE_PICKERS,
-                        ("Innovation type", "Setting", "Organisation"),
-                        ("type", "setting", "org"),
-                    )
+                    for f, key in zip(LIKE_PICKERS, ("type", "setting", "org"))
                 )
             like_find = gr.Button("Find similar cases", variant="primary", elem_id="like-find")
             like_results = gr.HTML(f"<p class='hint'>{_escape(LIKE_HINT)}</p>", elem_id="like-results")
