@@ -13,7 +13,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from advisor.answer import ExtractiveAnswerer, ReportTerms
 from advisor.cases import CatalogueLoader
@@ -182,12 +182,18 @@ class Advisor:
         history: list[Any] | None = None,
         filters: Filters | None = None,
         k: int | None = None,
+        on_delta: Callable[[str], None] | None = None,
     ) -> Answer:
-        """Answer a question (with the conversation so far) from the indexed reports."""
+        """Answer a question (with the conversation so far) from the indexed reports.
+
+        `on_delta` is given the answer's text as it streams (`stream` has the same in order).
+        """
         answer: Answer | None = None
         for event in self.stream(question, history=history, filters=filters, k=k):
             if isinstance(event, Answer):
                 answer = event
+            elif on_delta is not None:
+                on_delta(event)
         assert answer is not None
         return answer
 

@@ -166,17 +166,14 @@ def answer_live(
     from rich.live import Live
     from rich.text import Text
 
-    answer: Answer | None = None
-    streamed = ""
+    draft: list[str] = []
     with Live(Text(""), console=to, transient=True, refresh_per_second=8) as live:
-        for event in advisor.stream(question, history=history, filters=filters, k=k):
-            if isinstance(event, Answer):
-                answer = event
-            else:
-                streamed += event
-                live.update(Text(streamed, style="dim"))
-    assert answer is not None
-    return answer
+
+        def show(delta: str) -> None:
+            draft.append(delta)
+            live.update(Text("".join(draft), style="dim"))
+
+        return advisor.ask(question, history=history, filters=filters, k=k, on_delta=show)
 
 
 @app.command()

@@ -887,13 +887,7 @@ class SlackBot:
                 on_delta: Callable[[str], None] | None = None) -> dict[str, Any]:
         """The rendered answer; `on_delta` is given the answer's text as it streams."""
         try:
-            answer = None
-            for event in self.advisor.stream(question, history=history or None):
-                if isinstance(event, Answer):
-                    answer = event
-                elif on_delta is not None:
-                    on_delta(event)
-            assert answer is not None
+            answer = self.advisor.ask(question, history=history or None, on_delta=on_delta)
         except AdvisorError as exc:
             return {"text": escape_mrkdwn(str(exc))}
         except Exception:
