@@ -59,13 +59,14 @@ class TutorialBaseline:
         t0 = time.perf_counter()
         docs = self.store.similarity_search(question, k=self.k)
         t1 = time.perf_counter()
-        top = " ".join(split_sentences(docs[0].page_content)[:2]) if docs else ""
+        opening = split_sentences(docs[0].page_content)[:2] if docs else []
+        top = " ".join(opening)
         return {
             "question": question,
             "answer": top,
             "refused": False,
             "backend": "tutorial-baseline",
-            "sentences": [],
+            "sentences": [{"text": s, "markers": [], "verdict": "uncited"} for s in opening],
             "citations": [],
             "passages": [
                 {"rank": i, "chunk_id": f"baseline-{i}", "source": d.metadata.get("source", ""), "text": d.page_content}

@@ -46,7 +46,7 @@ def eval_command(
         if check:
             if not thresholds.exists():
                 raise AdvisorError(f"--check needs a thresholds file; {thresholds} does not exist")
-            gate = tomllib.loads(thresholds.read_text(encoding="utf-8"))
+            gate = ev.thresholds_for(tomllib.loads(thresholds.read_text(encoding="utf-8")), set_file)
         advisor = _advisor(settings, quiet=True)
         items = loaded.items
         out.mkdir(parents=True, exist_ok=True)
@@ -66,14 +66,16 @@ def eval_command(
             if prepare is not None:
                 records = prepare(records)
             judge_metrics = ev.build_judge_metrics(judge_llm, advisor.embedder) if judge_llm else ()
-            values, skipped = ev.score(items, records, advisor.embedder, k, judge_metrics, loaded.case_names, named_by)
+            values, skipped = ev.score(
+                items, records, advisor.embedder, k, judge_metrics, loaded.case_names, named_by, settings.corpus_dir
+            )
             ev.write_results(out, items, records, values, ev.RESULTS if name == "advisor" else f"{name}.{ev.RESULTS}")
             summary = ev.summarise(items, records, values, skipped)
             summary["skipped_lines"] = len(loaded.warnings)
-            results = [{**records[i.id], "kind": i.kind, "metrics": values[i.id]} for i in items]
-            return summary, results
+            results = [{**records[i.id], "kind": i.kind, "sort": i.sort, "metrics": values[i.id]} for i in items]
+            return summary, values, results
 
-        summary, results = run("advisor", lambda q: advisor.ask(q, k=k).to_record())
+        summary, values, results = run("advisor", lambda q: advisor.ask(q, k=k).to_record())
         report = {"set": str(set_file), "k": k, "advisor": summary}
         passage_summary = base_summary = None
         across = [i for i in items if i.expected_cases and i.kind in ev.CASE_KINDS]
@@ -81,9 +83,9 @@ def eval_command(
             # the comparison issue 8 asks for: the same advisor, catalogue off, cases = top-k passages' case studies
             with ev.catalogue_off(advisor):
                 records = answered("passages", lambda q: advisor.ask(q, k=k).to_record(), across)
-            values, skipped = ev.score_cases(across, records, loaded.case_names, k)
-            ev.write_results(out, across, records, values, f"passages.{ev.RESULTS}")
-            passage_summary = ev.summarise(across, records, values, skipped)
+            case_values, skipped = ev.score_cases(across, records, loaded.case_names, k)
+            ev.write_results(out, across, records, case_values, f"passages.{ev.RESULTS}")
+            passage_summary = ev.summarise(across, records, case_values, skipped)
             report["passages"] = passage_summary
         if baseline:
             from advisor.baseline import TutorialBaseline
@@ -91,20 +93,13 @@ def eval_command(
             err.print("baseline: indexing the raw reports the tutorial way (once per data folder)")
             tutorial = TutorialBaseline(settings.corpus_dir, settings.data_dir / "baseline", advisor.embedder, k=k)
             locator = ev.CaseLocator(settings.corpus_dir)
-            base_summary, _ = run("baseline", tutorial.ask, named_by="passages", prepare=locator.annotate)
+            base_summary, base_values, _ = run("baseline", tutorial.ask, named_by="passages", prepare=locator.annotate)
             report["baseline"] = base_summary
+            report["paired"] = ev.paired(values, base_values)
         report["cases"] = ev.compare_cases({"advisor": summary, "passages": passage_summary, "baseline": base_summary})
         (out / ev.SUMMARY).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        write_reports(out, summary, results, base_summary, report["cases"])
-
-        table = Table("metric", "advisor", *(["baseline"] if base_summary else []), "rows skipped")
-        for name, value in summary["metrics"].items():
-            row = [name, fmt(value)]
-            if base_summary:
-                row.append(fmt(base_summary["metrics"].get(name)))
-            table.add_row(*row, str(summary["skipped"].get(name, 0)))
-        console.print(table)
-        console.print(f"refusal: {summary['refusal']}")
+        write_reports(out, summary, results, base_summary, report["cases"], report.get("paired"))
+        print_summary(console, summary, base_summary, report.get("paired"))
         for kind, row in report["cases"].items():
             runs = case_runs({kind: row})
             cases = Table(f"{kind} (n={row['n']})", *(ev.CASE_RUNS[r] for r in runs))
@@ -120,6 +115,35 @@ def eval_command(
             if failures:
                 raise typer.Exit(1)
             console.print("All thresholds met.")
+
+
+def print_summary(console, summary: dict, base_summary: dict | None, paired: dict | None) -> None:
+    """The run's figures on the console: metrics (guards labelled), answer-level metrics by kind, refusals."""
+    from rich.table import Table
+
+    from advisor.eval_report import ANSWER_LEVEL, fmt, metric_label
+
+    table = Table("metric", "advisor", *(["baseline"] if base_summary else []), "rows skipped")
+    for name, value in summary["metrics"].items():
+        row = [metric_label(name, summary), fmt(value)]
+        if base_summary:
+            row.append(fmt(base_summary["metrics"].get(name)))
+        table.add_row(*row, str(summary["skipped"].get(name, 0)))
+    for name, pair in (paired or {}).items():
+        table.add_row(f"{name}, same {pair['n']} rows", fmt(pair["advisor"]), fmt(pair["baseline"]), "")
+    console.print(table)
+    by_kind = Table("kind", "n", "answered", "refused", "evidence@k", "exact@k", *ANSWER_LEVEL)
+    for kind, row in summary["by_kind"].items():
+        by_kind.add_row(kind, str(row["n"]), str(row["answered"]), str(row["refused"]),
+                        fmt(row.get("evidence_recall_at_k")), fmt(row.get("evidence_recall_exact")),
+                        *(fmt(row.get(m)) for m in ANSWER_LEVEL))
+    console.print(by_kind)
+    confusion = Table("", "answered", "refused")
+    for side, row in summary["confusion"].items():
+        confusion.add_row(side.replace("_", " "), str(row["answered"]), str(row["refused"]))
+    for sort, row in summary["refusal"]["by_sort"].items():
+        confusion.add_row(f"  out of scope: {sort}", str(row["answered"]), str(row["refused"]))
+    console.print(confusion)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,8 +6,11 @@ import html
 import json
 from pathlib import Path
 
+ANSWER_LEVEL = ["key_fact_recall", "cited_evidence_hit", "filler_share"]  # issue 12: does the answer carry it
 HEADLINE = [
+    *ANSWER_LEVEL,
     "evidence_recall_at_k",
+    "evidence_recall_exact",
     "non_llm_context_recall",
     "non_llm_context_precision_with_reference",
     "citation_faithfulness",
@@ -20,6 +23,21 @@ HEADLINE = [
 def fmt(value) -> str:
     """A metric as shown in reports and on the console: three decimals, "-" when not measured."""
     return "-" if value is None else f"{value:.3f}"
+
+
+def metric_label(name: str, summary: dict) -> str:
+    """A metric's name as reported: a guard (true by construction for this answerer) says so."""
+    return f"{name} (guard: true by construction)" if name in summary.get("guards", {}) else name
+
+
+def _confusion_md(summary: dict) -> list[str]:
+    """The answered / refused table: in scope, out of scope, and out of scope by sort."""
+    lines = ["| questions | answered | refused |", "|---|---|---|"]
+    for side, row in summary.get("confusion", {}).items():
+        lines.append(f"| {side.replace('_', ' ')} | {row['answered']} | {row['refused']} |")
+    for sort, row in summary["refusal"].get("by_sort", {}).items():
+        lines.append(f"| out of scope: {sort} | {row['answered']} | {row['refused']} |")
+    return lines
 
 
 def _bars(rows: list[tuple[str, float | None]], width: int = 420) -> str:
@@ -107,16 +125,24 @@ def case_runs(cases: dict) -> list[str]:
 
 
 def write_reports(
-    out_dir: Path, summary: dict, results: list[dict], baseline: dict | None = None, cases: dict | None = None
+    out_dir: Path, summary: dict, results: list[dict], baseline: dict | None = None, cases: dict | None = None,
+    paired: dict | None = None,
 ) -> None:
-    """Write report.md and report.html next to summary.json (`cases`: `evaluation.compare_cases`)."""
+    """Write report.md and report.html next to summary.json (`cases`: `evaluation.compare_cases`,
+    `paired`: `evaluation.paired`, advisor and baseline on the same rows)."""
     metrics = summary["metrics"]
     names = [m for m in HEADLINE if m in metrics] + sorted(set(metrics) - set(HEADLINE))
     md = [f"# Evaluation report\n\n{summary['n']} questions. {_refusal_line(summary['refusal'])}\n",
           "| metric | advisor | baseline | skipped rows |", "|---|---|---|---|"]
     for m in names:
         b = baseline["metrics"].get(m) if baseline else None
-        md.append(f"| {m} | {fmt(metrics[m])} | {fmt(b)} | {summary['skipped'].get(m, 0)} |")
+        md.append(f"| {metric_label(m, summary)} | {fmt(metrics[m])} | {fmt(b)} | {summary['skipped'].get(m, 0)} |")
+    for m, pair in (paired or {}).items():
+        md.append(f"| {m}, same {pair['n']} rows | {fmt(pair['advisor'])} | {fmt(pair['baseline'])} | |")
+    for m, why in summary.get("guards", {}).items():
+        md.append(f"\n{m} is a guard, not a result: {why}.")
+    md.append("\n## Answered or refused\n")
+    md += _confusion_md(summary)
     md.append("\n## By kind\n")
     md.append("| kind | n | " + " | ".join(names) + " |")
     md.append("|---|---|" + "---|" * len(names))
@@ -150,13 +176,23 @@ def write_reports(
             md.append(f"> [{p['rank']}] {p['source']} - {p.get('section', '')}: {p['text'][:300]}...\n")
     (out_dir / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
 
-    rows = [(m, metrics[m]) for m in names]
+    rows = [(metric_label(m, summary), metrics[m]) for m in names]
+    confusion = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell.strip(' |'))}</td>" for cell in line.split(" | ")) + "</tr>"
+        for line in _confusion_md(summary)[2:]
+    )
     sections = [f"<h1>Evaluation report</h1><p>{summary['n']} questions; latency p50 "
                 f"{summary.get('latency_ms_p50')} ms. {html.escape(_refusal_line(summary['refusal']))}</p>",
-                "<h2>Metrics (advisor)</h2>", _bars(rows)]
+                "<h2>Metrics (advisor)</h2>", _bars(rows),
+                *(f"<p>{html.escape(m)} is a guard, not a result: {html.escape(why)}.</p>"
+                  for m, why in summary.get("guards", {}).items()),
+                "<h2>Answered or refused</h2><table border='1' cellpadding='4'>"
+                f"<tr><th>questions</th><th>answered</th><th>refused</th></tr>{confusion}</table>"]
     if baseline:
         sections += ["<h2>Advisor vs baseline (LangChain tutorial RAG), same questions</h2>",
-                     _paired_bars([(m, metrics[m], baseline["metrics"].get(m)) for m in names]),
+                     _paired_bars([(m, metrics[m], baseline["metrics"].get(m)) for m in names]
+                                  + [(f"{m}, same {p['n']} rows", p["advisor"], p["baseline"])
+                                     for m, p in (paired or {}).items()]),
                      "<h3>Evidence recall@k by kind and report</h3>",
                      _paired_bars([(key, row.get("evidence_recall_at_k"), base.get(key, {}).get("evidence_recall_at_k"))
                                    for groups, base in ((summary["by_kind"], baseline["by_kind"]),

@@ -35,6 +35,8 @@ from advisor.errors import AdvisorError
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 KINDS = ("fact", "case_study", "advice", "multi_doc", "out_of_scope", "aggregate", "cases_like_mine")
+# why an out-of-scope question is out of scope (the `sort` field; test split, issue 12)
+SORTS = ("near_miss", "missing_detail", "off_topic")
 CASE_KINDS = ("aggregate", "cases_like_mine")  # questions across case studies, scored by `expected_cases`
 # the runs compared on them: the advisor as served, the same advisor with its catalogue off, the tutorial RAG
 CASE_RUNS = {"advisor": "advisor (catalogue)", "passages": "passage retrieval (top-k case studies)",
@@ -66,8 +68,14 @@ QUOTE_MATCH_MIN = 85.0
 
 
 def quote_found(quote: str, passages: t.Iterable[str]) -> bool:
-    """Whether any passage holds the quote (exactly, or nearly: see QUOTE_MATCH_MIN)."""
+    """Whether any passage holds the quote (exactly, or nearly: see QUOTE_MATCH_MIN).
+
+    A near match must also keep every number of the quote inside the matched stretch: at 85 the
+    edit distance alone accepts "2007" for "2015" or "71" for "17".
+    """
     from rapidfuzz import fuzz
+
+    from advisor.answer_metrics import numbers
 
     needle = fold(quote)
     if not needle:
@@ -75,7 +83,20 @@ def quote_found(quote: str, passages: t.Iterable[str]) -> bool:
     folded = [fold(p) for p in passages]
     if any(needle in p for p in folded):
         return True
-    return any(fuzz.partial_ratio(needle, p) >= QUOTE_MATCH_MIN for p in folded)
+    wanted = numbers(needle)
+    for p in folded:
+        match = fuzz.partial_ratio_alignment(needle, p)
+        if match is not None and match.score >= QUOTE_MATCH_MIN:
+            window = p[max(0, match.dest_start - 10) : match.dest_end + 10]
+            if wanted <= numbers(window):
+                return True
+    return False
+
+
+def quote_found_exact(quote: str, passages: t.Iterable[str]) -> bool:
+    """Whether a passage holds the quote word for word (case and punctuation folded, nothing else forgiven)."""
+    needle = fold(quote)
+    return bool(needle) and any(needle in fold(p) for p in passages)
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,7 @@ class EvalItem:
     kind: str | None = None
     line: int = 0
     expected_cases: tuple[str, ...] | None = None  # catalogue names of the cases a good answer names
+    sort: str | None = None  # out_of_scope rows: near_miss, missing_detail or off_topic
 
 
 @dataclass
@@ -156,6 +178,12 @@ def _parse_line(raw: str, number: int, corpus_text, seen: set[str], case_names) 
     kind = row.get("kind")
     if kind is not None and kind not in KINDS:
         return f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})", None
+    sort = row.get("sort")
+    if sort is not None:
+        if sort not in SORTS:
+            return f"unknown sort {sort!r} (expected one of {', '.join(SORTS)})", None
+        if kind != "out_of_scope":
+            return f"sort is for out_of_scope rows only (this row's kind is {kind!r})", None
     sources = row.get("sources") or []
     contexts = row.get("reference_contexts")
     if contexts is not None:
@@ -188,6 +216,7 @@ def _parse_line(raw: str, number: int, corpus_text, seen: set[str], case_names) 
         kind=kind,
         line=number,
         expected_cases=tuple(expected) if expected else None,
+        sort=sort,
     )
 
 
@@ -273,7 +302,70 @@ def _ragas_metric_classes():
             score, _ = _CASE_SCORES[self.name]
             return score(self.named[sample.user_input], self.expected[sample.user_input])
 
-    return EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, CaseMetric
+    @dataclass
+    class EvidenceRecallExact(EvidenceRecallAtK):
+        """Share of the reference quotes found word for word (case and punctuation folded) in the top k."""
+
+        name: str = "evidence_recall_exact"
+
+        async def _single_turn_ascore(self, sample, callbacks) -> float:
+            quotes = sample.reference_contexts
+            passages = sample.retrieved_contexts[: self.k]
+            return sum(quote_found_exact(q, passages) for q in quotes) / len(quotes)
+
+    @dataclass
+    class RecordMetric(SingleTurnMetric):
+        """A metric computed from the row and the advisor's whole record (the answer-level metrics)."""
+
+        name: str = "key_fact_recall"
+        fn: Callable[[EvalItem, dict], float] = lambda item, record: math.nan
+        rows: dict[str, tuple[EvalItem, dict]] = field(default_factory=dict)  # question -> (row, record)
+        needs: frozenset[str] = frozenset({"reference"})
+        _required_columns: t.Dict[MetricType, t.Set[str]] = field(
+            default_factory=lambda: {MetricType.SINGLE_TURN: {"user_input"}}
+        )
+
+        def init(self, run_config) -> None:
+            pass
+
+        def wants(self, item: EvalItem) -> bool:
+            has = {"reference": bool(item.reference), "reference_contexts": bool(item.reference_contexts)}
+            return item.kind != "out_of_scope" and all(has[n] for n in self.needs)
+
+        async def _single_turn_ascore(self, sample, callbacks) -> float:
+            item, record = self.rows[sample.user_input]
+            return self.fn(item, record)
+
+    return EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, CaseMetric, EvidenceRecallExact, RecordMetric
+
+
+def answer_metrics(items: list[EvalItem], records: dict[str, dict], corpus_dir: Path | None) -> list:
+    """key_fact_recall, cited_evidence_hit and filler_share (`advisor.answer_metrics`) as ragas metrics.
+
+    Rows the reports answer only (out-of-scope rows are scored by refusal); a refusal of such a
+    row carries no fact and cites no evidence, so it scores 0 on the first two, and has no
+    sentences for filler.
+    """
+    from advisor import answer_metrics as am
+
+    *_, RecordMetric = _ragas_metric_classes()
+    rows = {item.user_input: (item, records[item.id]) for item in items}
+
+    def key_facts(item: EvalItem, record: dict) -> float:
+        value = am.key_fact_recall(item.reference or "", item.user_input, record.get("answer") or "", corpus_dir)
+        return 0.0 if record.get("refused") and not math.isnan(value) else value
+
+    def cited(item: EvalItem, record: dict) -> float:
+        return am.cited_evidence_hit(record, item.reference_contexts or (), quote_found)
+
+    def filler(item: EvalItem, record: dict) -> float:
+        return am.filler_share(record, item.user_input, item.reference, item.reference_contexts, corpus_dir)
+
+    return [
+        RecordMetric(name="key_fact_recall", fn=key_facts, rows=rows, needs=frozenset({"reference"})),
+        RecordMetric(name="cited_evidence_hit", fn=cited, rows=rows, needs=frozenset({"reference_contexts"})),
+        RecordMetric(name="filler_share", fn=filler, rows=rows, needs=frozenset({"reference"})),
+    ]
 
 
 def evidence_recall(reference_contexts: t.Sequence[str], passages: t.Sequence[str]) -> float:
@@ -535,8 +627,13 @@ def score(
     judge_metrics=(),
     case_names: CaseNames | None = None,
     named_by: str = "answer",
+    corpus_dir: Path | None = None,
+    answer_level: bool = True,
 ) -> tuple[dict, dict]:
     """Per-question metric values via ragas `evaluate()`, and how many rows each metric skipped.
+
+    `answer_level` adds key-fact recall, cited-evidence hit and filler share (`answer_metrics`);
+    `corpus_dir` lets them tell names from ordinary words and topic words from content.
 
     With `case_names`, rows with `expected_cases` are also scored on the case metrics, the
     cases counted as named by the answer's cited sentences (`named_by="answer"`) or by the
@@ -550,7 +647,7 @@ def score(
         SemanticSimilarity,
     )
 
-    EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, _ = _ragas_metric_classes()
+    EvidenceRecallAtK, CitationFaithfulness, RefusalAccuracy, _, EvidenceRecallExact, _ = _ragas_metric_classes()
     by_question = {item.user_input: records[item.id] for item in items}
     kinds = {item.user_input: item.kind for item in items}
     metrics = [
@@ -559,6 +656,8 @@ def score(
         SemanticSimilarity(embeddings=LangchainEmbeddingsWrapper(embeddings)),
         RougeScore(),
         EvidenceRecallAtK(k=k),
+        EvidenceRecallExact(k=k),
+        *(answer_metrics(items, records, corpus_dir) if answer_level else ()),
         CitationFaithfulness(records=by_question),
         RefusalAccuracy(records=by_question, kinds=kinds),
         *(case_metrics(items, records, case_names, named_by, k) if case_names else ()),
@@ -576,7 +675,7 @@ def score_cases(
 
 def case_metrics(items: list[EvalItem], records: dict[str, dict], case_names: CaseNames, named_by: str, k: int) -> list:
     """The case metrics as ragas metrics, hit@3 and recall@5 for "cases like mine" only."""
-    *_, CaseMetric = _ragas_metric_classes()
+    CaseMetric = _ragas_metric_classes()[3]
     if named_by == "answer":
         named = {item.user_input: cases_named(records[item.id], case_names) for item in items}
     elif named_by == "passages":
@@ -632,6 +731,8 @@ def _has(item: EvalItem, record: dict, needed: set[str]) -> bool:
         available.add("reference_contexts")
     if record.get("refused"):
         available -= {"response"}  # a refusal is scored by refusal accuracy only
+    if item.kind == "out_of_scope":
+        available -= {"reference", "reference_contexts"}  # its reference says why there is no answer
     return needed <= available
 
 
@@ -675,16 +776,62 @@ def summarise(items: list[EvalItem], records: dict[str, dict], values: dict, ski
         round(refusal["refused_out_of_scope"] / len(out_of_scope), 4) if out_of_scope else None
     )
     refusal["false_refusal_rate"] = round(refusal["false_refusals"] / len(in_scope), 4) if in_scope else None
+    for kind, row in by_kind.items():
+        group = [i for i in items if (i.kind or "unlabelled") == kind]
+        row["refused"] = sum(bool(records[i.id]["refused"]) for i in group)
+        row["answered"] = len(group) - row["refused"]
+    by_sort = {}
+    for sort in sorted({i.sort or "unlabelled" for i in out_of_scope}):
+        group = [i for i in out_of_scope if (i.sort or "unlabelled") == sort]
+        refused = sum(bool(records[i.id]["refused"]) for i in group)
+        by_sort[sort] = {"n": len(group), "refused": refused, "answered": len(group) - refused,
+                         "refused_rate": round(refused / len(group), 4)}
+    refusal["by_sort"] = by_sort
+    confusion = {
+        "in_scope": {"answered": refusal["in_scope"] - refusal["false_refusals"], "refused": refusal["false_refusals"]},
+        "out_of_scope": {"answered": refusal["out_of_scope"] - refusal["refused_out_of_scope"],
+                         "refused": refusal["refused_out_of_scope"]},
+    }
     latencies = [records[i]["timings_ms"]["total"] for i in ids if records[i].get("timings_ms")]
+    backends = {records[i].get("backend", "extractive") for i in ids if not records[i].get("refused")}
     return {
         "n": len(items),
         "metrics": {m: mean(ids, m) for m in names},
         "skipped": skipped,
         "refusal": refusal,
+        "confusion": confusion,
         "by_kind": by_kind,
         "by_report": by_report,
+        "guards": {m: GUARDS[m] for m in GUARDS if m in names and backends <= GUARDED_BACKENDS},
         "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
     }
+
+
+# Metrics that hold by construction for some answerers: reported as guards, not as results.
+GUARDS = {
+    "citation_faithfulness": "true by construction for the extractive answerer and the catalogue: every "
+    "sentence is a verbatim quote of the passage it cites; kept as a guard against a broken citation map",
+}
+GUARDED_BACKENDS = {"extractive", "catalogue"}
+PAIRED = ("semantic_similarity", "rouge_score(mode=fmeasure)")  # compared with the baseline on the same rows
+
+
+def paired(values: dict[str, dict], base_values: dict[str, dict], metrics: t.Sequence[str] = PAIRED) -> dict:
+    """Advisor and baseline means over the rows both were scored on: {metric: {n, advisor, baseline}}.
+
+    The advisor's refusals have no answer to score, the baseline never refuses: comparing each
+    run's own mean would compare different questions.
+    """
+    out = {}
+    for metric in metrics:
+        both = [(v[metric], base_values[i][metric]) for i, v in values.items()
+                if v.get(metric) is not None and base_values.get(i, {}).get(metric) is not None]
+        out[metric] = {
+            "n": len(both),
+            "advisor": round(statistics.fmean(a for a, _ in both), 4) if both else None,
+            "baseline": round(statistics.fmean(b for _, b in both), 4) if both else None,
+        }
+    return out
 
 
 def compare_cases(summaries: dict[str, dict | None]) -> dict:
@@ -705,17 +852,34 @@ def compare_cases(summaries: dict[str, dict | None]) -> dict:
 
 
 def check_thresholds(summary: dict, thresholds: dict) -> list[str]:
-    """The gate: every threshold the summary falls below, as readable lines."""
+    """The gate: every threshold the summary falls below, as readable lines.
+
+    `[min]` and `[max]` are thresholds (a few points under the measured value); `[guard.min]` and
+    `[guard.max]` are checks that hold by construction and fail only when something is broken.
+    """
     failures = []
-    for name, minimum in thresholds.get("min", {}).items():
-        value = _lookup(summary, name)
-        if value is None or value < minimum:
-            failures.append(f"{name} = {value} is below the threshold {minimum}")
-    for name, maximum in thresholds.get("max", {}).items():
-        value = _lookup(summary, name)
-        if value is None or value > maximum:
-            failures.append(f"{name} = {value} is above the threshold {maximum}")
+    for label, table in (("threshold", thresholds), ("guard", thresholds.get("guard", {}))):
+        for name, minimum in table.get("min", {}).items():
+            value = _lookup(summary, name)
+            if value is None or value < minimum:
+                failures.append(f"{name} = {value} is below the {label} {minimum}")
+        for name, maximum in table.get("max", {}).items():
+            value = _lookup(summary, name)
+            if value is None or value > maximum:
+                failures.append(f"{name} = {value} is above the {label} {maximum}")
     return failures
+
+
+def thresholds_for(gate: dict, set_file: Path) -> dict:
+    """The part of a thresholds file for this set: the table named after the set's file, if there is one."""
+    table = gate.get(Path(set_file).stem)
+    if isinstance(table, dict):
+        return table
+    if "min" in gate or "max" in gate or "guard" in gate:
+        return gate  # a file for one set only
+    raise AdvisorError(
+        f"the thresholds file has no table for {Path(set_file).stem!r} (it has {', '.join(sorted(gate)) or 'none'})"
+    )
 
 
 def _lookup(summary: dict, dotted: str) -> Any:

@@ -1,7 +1,7 @@
 """The refusal gate on the real corpus: questions the reports do not cover are refused, paraphrases
 of what they do cover are answered.
 
-None of these questions is in eval_sets/full.jsonl, so they check the gate on wordings it was not
+None of these questions is in eval_sets/dev.jsonl (formerly full.jsonl), so they check the gate on wordings it was not
 tuned on. Measured with the gate as it is (rare unmatched words, `rare_term_passages` 5): 12 of the
 17 out-of-scope questions refused (11 before it), all 15 in-scope paraphrases answered (15 before).
 The five still answered name only one thing the evidence lacks, which the gate cannot tell from a
