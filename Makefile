@@ -56,6 +56,7 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python benchmarks/bench_spine.py
+	$(BIN)/python benchmarks/bench_answer.py
 	$(BIN)/python benchmarks/bench_ui.py
 	$(BIN)/python benchmarks/bench_slack.py
 	$(BIN)/python benchmarks/bench_llm.py

@@ -13,6 +13,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from advisor.answer import ExtractiveAnswerer, ReportTerms
@@ -20,7 +21,9 @@ from advisor.cases import CatalogueLoader
 from advisor.condense import RuleBasedCondenser
 from advisor.config import Settings, force_offline
 from advisor.embedding import LocalEmbeddings
-from advisor.errors import IndexMissingError, InvalidQuestionError
+from advisor.corpus import Manifest
+from advisor.coverage import CoverageModel
+from advisor.errors import AdvisorError, IndexMissingError, InvalidQuestionError
 from advisor.ingest import IngestReport, Ingestor, Progress
 from advisor.retrieval import HybridRetriever, IndexSnapshot
 from advisor.store import ChromaStore
@@ -126,10 +129,39 @@ class Advisor:
                 unknown_terms_threshold=s.unknown_terms_threshold,
                 terms=ReportTerms.from_chunks(chunks),
                 rare_term_passages=s.rare_term_passages,
+                coverage=self.coverage_model,
+                case_names=self._case_names(),
+                encode=self.embedder.encode,
+                specificity_weight=s.specificity_weight,
+                advice_points=s.advice_points,
             )
             self._checked = time.monotonic()
         self.case_catalogue.reload()  # a broken catalogue is logged; the previous one keeps serving
         return True
+
+    @property
+    def coverage_model(self) -> CoverageModel | None:
+        """The calibrated coverage decision, or None when switched off (the older floors decide)."""
+        path = self.settings.coverage_model
+        if not path or not str(path).strip() or not Path(path).is_file():
+            if path and str(path).strip():
+                log.warning("coverage model %s not found; refusing by the similarity floors", path)
+            return None
+        try:
+            return CoverageModel.load(Path(path))
+        except (ValueError, KeyError, TypeError) as exc:  # a model from other features, or a damaged file
+            log.warning("coverage model %s unusable (%s); refusing by the similarity floors; "
+                        "run `advisor calibrate`", path, exc)
+            return None
+
+    def _case_names(self) -> dict[str, tuple[str, ...]]:
+        """Case study names and aliases from the corpus manifest (for reading questions)."""
+        try:
+            manifest = Manifest.load(self.settings.corpus_dir)
+        except AdvisorError as exc:
+            log.warning("case study names unavailable: %s", exc)
+            return {}
+        return {c.name: c.aliases for e in manifest.entries.values() for c in e.case_studies}
 
     def ingest(self, paths=None, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
         """Build or refresh the index, then serve the new one."""
@@ -230,10 +262,8 @@ class Advisor:
                     yield event
         else:
             answer = self.extractive.answer(question, query, query_vector, passages)
-            for i, sentence in enumerate(answer.sentences):
-                yield (" " if i else "") + f"{sentence.text} [{sentence.markers[0]}]"
-            if answer.refused:
-                yield answer.text
+            for i, line in enumerate(answer.text.split("\n")):  # one point (or the refusal) at a time
+                yield ("\n" if i else "") + line
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         yield _with_timings(answer, timings)
@@ -283,6 +313,11 @@ def build_advisor(
     the web page beside the Slack bot) share one model.
     """
     force_offline()
+    # The query path's numpy work is small matrix-vector products; OpenBLAS threads left spinning
+    # after them slow the encoder's next forward pass on a 2-core machine (warm ask 77 -> 42 ms).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
     settings = settings or Settings()
     embedder = embedder or LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
     store = ChromaStore(settings)

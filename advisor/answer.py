@@ -1,39 +1,75 @@
-"""Answer stage (offline): passages -> a short answer made of quoted, cited sentences.
+"""Answer stage (offline): passages -> a short answer made of quoted, cited evidence.
 
-The extractive answerer needs no LLM. It ranks the sentences of the retrieved passages by
-their similarity to the query (with a little lexical overlap and passage rank), drops
-near-duplicates, and returns the best few in reading order, each followed by its marker.
-Every sentence is a verbatim quote of the passage its marker names, so its citation is true
-by construction. When even the best sentence is too far from the question, it refuses; and it
-asks for much closer evidence when the question names two or more things the retrieved passages
-never mention and the reports mention rarely or not at all ("hip replacements", "UKCA mark"):
-close-sounding sentences about something else are then the likelier match.
+The extractive answerer needs no LLM. It works in stages:
+1. **Read the question** (`advisor.question.analyse`): its parts, the answer type it expects,
+   the case studies and other things it names, and its domain words told apart from everyday ones.
+2. **Coverage decides refusal** (`advisor.coverage`): a logistic regression fit on the dev split
+   over what a reader checks (how close the best evidence is, after removing what every passage of
+   the reports shares; whether the question's domain words and named things occur in the evidence;
+   whether a "how many" question finds a number). A question is refused only when no part of it is
+   covered; an uncovered part is named. When the reports name what is asked about but not the
+   detail asked for, the refusal says so.
+3. **Select evidence that carries the answer**: sentences scored by similarity to the question and
+   to each of its parts, with the shared "NHS / scale / spread" direction discounted (specificity),
+   a number or year preferred when one is asked for, sentences about another case study than the
+   one asked about set back, and distinct points kept (no near-duplicates, one point per part first).
+4. **Evidence units**: a sentence that leans on the one before ("This...", "However...") brings it
+   along, and a list's lead-in brings its items, so a quote stands alone; both stay verbatim.
+5. **Compose**: a fact question gets the sentence holding the fact first and little else; an advice
+   question gets points from distinct passages; every point is labelled with its case study or report.
+Every sentence is a verbatim quote of the passage its marker names, so its citation is true by
+construction.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 
+from advisor.answer_metrics import numbers
+from advisor.coverage import CoverageModel
+from advisor.question import QuestionAnalysis, analyse, content_words
 from advisor.retrieval import lexical_text, tokenize
+from advisor.sentences import sentence_spans
 from advisor.store import SentenceIndex
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
 from advisor.words import stem
 
-REFUSAL_TEXT = (
-    "The reports in the advisor's library do not cover this question closely enough to "
-    "answer it with evidence. The closest passages are listed below, in case they help."
-)
+REFUSAL_TEXT = "The reports in the advisor's library do not cover this question closely enough to answer it with evidence."
 UNKNOWN_TERMS_TEXT = " The reports never mention: {terms}."
 UNMATCHED_TERMS_TEXT = " The closest passages do not mention: {terms}."
+MISSING_DETAIL_TEXT = "The reports describe {things} but do not give {detail}."
+CLOSEST_TOPICS_TEXT = " The closest topics they do cover: {topics}."
+UNCOVERED_PART_TEXT = "The reports do not cover this part of the question: \u201c{part}\u201d."
+DROPPED_PARTS_TEXT = "Only the first {n} parts of the question were answered; please ask the rest separately."
+NO_CONTENT_TEXT = ("The question has no words to search the reports for. Please say what you would like to know, "
+                   "for example \u201cHow did DAFNE win over doubtful consultants?\u201d")
+NOT_ENGLISH_TEXT = "The reports are in English, and the advisor reads questions in English only. Please ask in English."
 NO_INDEX_TEXT = "The library is empty: no report has been ingested yet."
+DETAIL_WORDS = {"number": "the figure asked for", "amount": "the amount asked for", "date": "the date asked for",
+                "who": "who it was"}
 
 QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
+UNIT_MAX_WORDS = 150  # an evidence unit (sentence + what it leans on) stays readable
+LIST_ITEMS = 4  # items a list's lead-in brings along
 _END_PUNCT = re.compile(r"""[.!?…]["”’')\]]*$""")
+# English function words by which a sentence leans on the one before it (a closed class of the
+# language, not wordings of any question): "This final change...", "However, ...", "For others..."
+_LEANS_BACK = re.compile(
+    r"^(this|these|that|those|it|its|they|their|them|such|however|but|also|moreover|furthermore|"
+    r"instead|similarly|likewise|nevertheless|therefore|thus|for others|in addition|"
+    r"as a result|in turn|by contrast|in contrast|neither|the latter|the former)\b",
+    re.IGNORECASE,
+)
+_LEAD_IN = re.compile(r":\s*$")
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+_MONEY = re.compile(r"[£$€]\s?\d|\b\d[\d,.]*\s?(?:million|billion|bn|m|k|pounds|pence|p)\b", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class ReportTerms:
     """The words of the indexed reports by stem: in how many passages each occurs, and each
@@ -65,8 +101,11 @@ class ScoredSentence:
     passage: Passage
     text: str
     start: int
-    similarity: float
-    score: float
+    similarity: float  # cosine with the question (raw)
+    score: float  # the selection score
+    specific: float = 0.0  # cosine after removing the reports' shared direction
+    part: int = 0  # the part of the question it is closest to
+    scores: dict = field(default_factory=dict)
 
 
 class ExtractiveAnswerer:
@@ -82,14 +121,18 @@ class ExtractiveAnswerer:
         rare_term_passages: int = 5,
         spread: float = 0.12,
         redundancy: float = 0.82,
+        coverage: CoverageModel | None = None,
+        case_names: dict[str, tuple[str, ...]] | None = None,
+        encode=None,
+        specificity_weight: float = 0.5,
+        type_bonus: float = 0.05,
+        other_case_penalty: float = 0.1,
+        advice_points: int = 5,
     ) -> None:
         self.sentences = sentences
-        # A question naming two or more things the evidence does not mention ("COVID vaccine",
-        # "Silicon Valley", "hip replacements") needs much closer evidence before it is answered.
-        # A word counts when the retrieved passages lack it and at most `rare_term_passages` of
-        # the reports' passages contain it: a rare word the retrieval did not bring back is as
-        # good as unknown to the answer, while a common one ("decide", "spread") is only a
-        # paraphrase. Calibrated on in-scope and plausible out-of-scope questions (see the README).
+        # Without a coverage model (or while one is being fitted) the older rule decides: the best
+        # sentence below `refusal_threshold`, or below `unknown_terms_threshold` when two or more
+        # of the question's rare words are missing from the evidence.
         self.unknown_terms_threshold = unknown_terms_threshold
         self.terms = terms
         self.rare_term_passages = rare_term_passages
@@ -97,47 +140,148 @@ class ExtractiveAnswerer:
         self.refusal_threshold = refusal_threshold
         self.spread = spread  # keep sentences within this much of the best one
         self.redundancy = redundancy  # skip a sentence this similar to one already chosen
+        self.coverage = coverage
+        self.case_names = case_names or {}
+        self.encode = encode  # texts -> unit vectors (the question's parts); None: parts share the query vector
+        self.specificity_weight = specificity_weight
+        self.type_bonus = type_bonus
+        self.other_case_penalty = other_case_penalty
+        self.advice_points = advice_points
+        vectors = sentences.vectors
+        if vectors.size:
+            self._mean = vectors.mean(axis=0)
+            centred = vectors - self._mean
+            self._centred = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
+        else:
+            self._mean = None
+            self._centred = vectors
+
+    # ---- the whole answer ---------------------------------------------------------------
+    def analyse(self, question: str) -> QuestionAnalysis:
+        """The question's parts, answer type, named things and domain words."""
+        return analyse(question, self.case_names)
 
     def answer(
         self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]
     ) -> Answer:
-        """The cited extractive answer, or a refusal listing the closest passages."""
-        candidates = self._score(query, query_vector, passages)
-        best = max((c.similarity for c in candidates), default=0.0)
+        """The cited extractive answer, or a refusal naming what the reports do cover."""
+        analysis = self.analyse(question)
+        base = dict(question=question, query=query, passages=tuple(passages))
+        if not passages:
+            return Answer(text=NO_INDEX_TEXT, citations=(), refused=True, **base)
+        if analysis.language != "en":
+            return Answer(text=NOT_ENGLISH_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base)
+        if not content_words(question) and not analysis.named:
+            return Answer(text=NO_CONTENT_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base)
+        part_vectors = self._part_vectors(analysis, query, query_vector)
+        candidates = self._score(query, query_vector, passages, analysis, part_vectors)
+        features, covered_parts = self._coverage(analysis, passages, candidates, query_vector, part_vectors)
+        record = {**analysis.to_record(), "coverage": features}
+        if not any(covered_parts):
+            return self._refusal(question, query, passages, analysis, features, record)
+        notes = [UNCOVERED_PART_TEXT.format(part=part) for part, ok in zip(analysis.parts, covered_parts) if not ok]
+        if analysis.dropped_parts:
+            notes.append(DROPPED_PARTS_TEXT.format(n=len(analysis.parts)))
+        usable = [c for c in candidates if covered_parts[c.part]]
+        chosen = self._select(usable, analysis)
+        return self._compose(analysis, chosen, base, record, notes)
+
+    def features(self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]) -> dict:
+        """The coverage features of the whole question (what `advisor calibrate` fits the model on)."""
+        analysis = self.analyse(question)
+        part_vectors = self._part_vectors(analysis, query, query_vector)
+        candidates = self._score(query, query_vector, passages, analysis, part_vectors)
+        return self.coverage_features(analysis, passages, candidates, query_vector)
+
+    # ---- coverage --------------------------------------------------------------------
+    def coverage_features(
+        self, analysis: QuestionAnalysis, passages: list[Passage], candidates: list[ScoredSentence],
+        vector: np.ndarray | None = None, part: int | None = None,
+    ) -> dict[str, float]:
+        """What a reader checks to see whether the evidence covers the question (or one part)."""
+        pool = [c for c in candidates if part is None or c.part == part] or candidates
+        sims = sorted((c.similarity for c in pool), reverse=True)
+        specific = max((c.specific for c in pool), default=0.0)
+        found: set[str] = set()
+        if self.terms is not None:
+            for passage in passages:
+                found |= self.terms.by_chunk.get(passage.chunk.id, frozenset())
+        domain = [w for w in analysis.domain_terms if not any(w in n.lower() for n in analysis.cases)]
+        domain_stems = [stem(t) for w in domain for t in tokenize(w)]
+        covered = [s in found for s in domain_stems]
+        unknown = sum(self._passage_count_stem(s) == 0 for s in domain_stems) if self.terms else 0
+        total = max(len(self.terms.by_chunk), 1) if self.terms else 1
+        weights = {}
+        for word in content_words(analysis.question):
+            for t in tokenize(word):
+                st = stem(t)
+                weights[st] = np.log((total + 1) / (1 + (self._passage_count_stem(st) if self.terms else 0)))
+        words_covered = (
+            sum(w for st, w in weights.items() if st in found) / sum(weights.values()) if weights else 1.0
+        )
+        named = [n for n in analysis.named if n.lower() not in {c.lower() for c in analysis.cases}]
+        evidence = " ".join(p.chunk.text.lower() for p in passages)
+        named_found = [n.lower() in evidence for n in named] + [
+            any(p.chunk.case_study == case for p in passages) for case in analysis.cases
+        ]
+        kind = analysis.part_types[part] if part is not None and analysis.part_types else analysis.answer_type
+        close = sorted(pool, key=lambda c: -c.similarity)[:5]
+        satisfied = float(any(_states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
+        return {
+            "best_similarity": round(sims[0] if sims else 0.0, 4),
+            "top3_similarity": round(float(np.mean(sims[:3])) if sims else 0.0, 4),
+            "best_specific": round(specific, 4),
+            "standout": round(self._standout(vector, sims[0] if sims else 0.0), 4),
+            "domain_covered": round(sum(covered) / len(covered), 4) if covered else 1.0,
+            "words_covered": round(float(words_covered), 4),
+            "domain_unknown": float(min(unknown, 3)),
+            "named_covered": round(sum(named_found) / len(named_found), 4) if named_found else 1.0,
+            "type_satisfied": satisfied,
+        }
+
+    def _standout(self, vector, best: float) -> float:
+        """How many standard deviations the best evidence sentence sits above the reports' sentences."""
+        vectors = self.sentences.vectors
+        if vector is None or not vectors.size:
+            return 0.0
+        sims = vectors @ vector
+        return float((best - sims.mean()) / max(float(sims.std()), 1e-6))
+
+    def _coverage(self, analysis, passages, candidates, query_vector, part_vectors) -> tuple[dict, list[bool]]:
+        whole = self.coverage_features(analysis, passages, candidates, query_vector)
+        if self.coverage is None:
+            return whole, [not self._legacy_refuses(analysis.question, passages, whole)] * len(analysis.parts)
+        whole["not_covered_probability"] = round(self.coverage.probability(whole), 4)
+        if len(analysis.parts) == 1:
+            return whole, [not self.coverage.refuses(whole)]
+        covered = []
+        for i in range(len(analysis.parts)):
+            features = self.coverage_features(analysis, passages, candidates, part_vectors[i], part=i)
+            covered.append(not self.coverage.refuses(features))
+        whole["parts_covered"] = covered
+        return whole, covered
+
+    def _legacy_refuses(self, query: str, passages: list[Passage], features: dict) -> bool:
         unmatched = self.unmatched_terms(query, passages)
         threshold = self.unknown_terms_threshold if len(unmatched) >= 2 else self.refusal_threshold
-        if not candidates or best < threshold:
-            text = REFUSAL_TEXT if passages else NO_INDEX_TEXT
-            unknown = [t for t in unmatched if self._passage_count(t) == 0]
-            rare = [t for t in unmatched if t not in unknown]
-            if unknown and passages:
+        return features["best_similarity"] < threshold
+
+    def _refusal(self, question, query, passages, analysis, features, record) -> Answer:
+        text = REFUSAL_TEXT
+        named = [n for n in analysis.named if n.lower() in " ".join(p.chunk.text.lower() for p in passages)]
+        named += [c for c in analysis.cases if any(p.chunk.case_study == c for p in passages) and c not in named]
+        detail = DETAIL_WORDS.get(analysis.answer_type)
+        if named and detail and features.get("named_covered", 0) >= 1.0:
+            text = MISSING_DETAIL_TEXT.format(things=_join(named[:3]), detail=detail)
+        elif self.terms is not None:
+            unknown = [w for w in analysis.domain_terms if self._passage_count(w) == 0]
+            if unknown:
                 text += UNKNOWN_TERMS_TEXT.format(terms=", ".join(unknown))
-            if rare and passages:
-                text += UNMATCHED_TERMS_TEXT.format(terms=", ".join(rare))
-            return Answer(
-                question=question,
-                query=query,
-                text=text,
-                citations=(),
-                passages=tuple(passages),
-                refused=True,
-            )
-        chosen = self._select(candidates, best)
-        chosen.sort(key=lambda c: (c.passage.rank, c.start))
-        citations, sentences, parts = [], [], []
-        for marker, cand in enumerate(chosen, start=1):
-            citations.append(Citation(marker=marker, passage=cand.passage, quote=cand.text))
-            sentences.append(AnswerSentence(text=cand.text, markers=(marker,), verdict="supported"))
-            parts.append(f"{cand.text} [{marker}]")
-        return Answer(
-            question=question,
-            query=query,
-            text=" ".join(parts),
-            citations=tuple(citations),
-            passages=tuple(passages),
-            refused=False,
-            sentences=tuple(sentences),
-        )
+        topics = _closest_topics(passages)
+        if topics:
+            text += CLOSEST_TOPICS_TEXT.format(topics="; ".join(topics))
+        return Answer(question=question, query=query, text=text, citations=(), passages=tuple(passages),
+                      refused=True, analysis=record)
 
     def unmatched_terms(self, query: str, passages: list[Passage]) -> list[str]:
         """The query's rare or unknown words that none of the passages contains."""
@@ -156,49 +300,184 @@ class ExtractiveAnswerer:
 
     def _passage_count(self, term: str) -> int:
         assert self.terms is not None
-        return self.terms.passage_count.get(stem(term), 0)
+        return max((self.terms.passage_count.get(stem(t), 0) for t in tokenize(term)), default=0)
+
+    def _passage_count_stem(self, s: str) -> int:
+        assert self.terms is not None
+        return self.terms.passage_count.get(s, 0)
+
+    # ---- scoring and selection ---------------------------------------------------------
+    def _part_vectors(self, analysis: QuestionAnalysis, query: str, query_vector: np.ndarray) -> list[np.ndarray]:
+        if len(analysis.parts) == 1 or self.encode is None:
+            return [query_vector] * len(analysis.parts)
+        return [np.asarray(v, dtype=np.float32) for v in self.encode(list(analysis.parts))]
+
+    def _centre(self, vector: np.ndarray) -> np.ndarray:
+        if self._mean is None:
+            return vector
+        centred = vector - self._mean
+        return centred / max(float(np.linalg.norm(centred)), 1e-9)
 
     def _score(
-        self, query: str, query_vector: np.ndarray, passages: list[Passage]
+        self, query: str, query_vector: np.ndarray, passages: list[Passage], analysis: QuestionAnalysis,
+        part_vectors: list[np.ndarray],
     ) -> list[ScoredSentence]:
         index = self.sentences
         query_terms = set(tokenize(query))
         out: list[ScoredSentence] = []
         n = max(len(passages), 1)
+        centred_query = self._centre(query_vector)
+        centred_parts = [self._centre(v) for v in part_vectors]
+        w = self.specificity_weight
+        wants_number = analysis.answer_type in ("number", "amount", "date")
         for passage in passages:
             rows = index.by_chunk.get(passage.chunk.id)
             if rows is None or len(rows) == 0:
                 continue
             sims = index.vectors[rows] @ query_vector
-            for row, sim in zip(rows.tolist(), sims.tolist()):
+            specific = self._centred[rows] @ centred_query
+            by_part = np.stack([index.vectors[rows] @ v for v in part_vectors]) if len(part_vectors) > 1 else None
+            specific_parts = (
+                np.stack([self._centred[rows] @ v for v in centred_parts]) if len(part_vectors) > 1 else None
+            )
+            other_case = bool(analysis.cases) and passage.chunk.case_study not in analysis.cases
+            for j, (row, sim) in enumerate(zip(rows.tolist(), sims.tolist())):
                 text = index.texts[row]
                 words = text.split()
                 if not QUOTABLE_WORDS[0] <= len(words) <= QUOTABLE_WORDS[1]:
                     continue
-                overlap = (
-                    len(query_terms & set(tokenize(text))) / len(query_terms) if query_terms else 0.0
-                )
-                score = sim + 0.08 * overlap + 0.03 * (n - passage.rank + 1) / n
-                if not _END_PUNCT.search(text):
+                part = int(np.argmax(by_part[:, j])) if by_part is not None else 0
+                closeness = float(max(sim, by_part[part, j])) if by_part is not None else float(sim)
+                spec = float(max(specific[j], specific_parts[part, j])) if specific_parts is not None else float(specific[j])
+                overlap = len(query_terms & set(tokenize(text))) / len(query_terms) if query_terms else 0.0
+                score = (1 - w) * closeness + w * spec + 0.08 * overlap + 0.03 * (n - passage.rank + 1) / n
+                if wants_number and _states(analysis.answer_type, text):
+                    score += self.type_bonus
+                if other_case:
+                    score -= self.other_case_penalty
+                if not _END_PUNCT.search(text) and not _LEAD_IN.search(text):
                     score -= 0.05  # a fragment (a heading or cut bullet) reads badly as an answer
-                out.append(
-                    ScoredSentence(row, passage, text, int(index.starts[row]), float(sim), score)
-                )
+                out.append(ScoredSentence(
+                    row, passage, text, int(index.starts[row]), float(closeness), score, spec, part,
+                    {"similarity": round(closeness, 4), "specificity": round(spec, 4), "overlap": round(overlap, 4),
+                     "score": round(score, 4)},
+                ))
         return out
 
-    def _select(self, candidates: list[ScoredSentence], best: float) -> list[ScoredSentence]:
+    def _select(self, candidates: list[ScoredSentence], analysis: QuestionAnalysis) -> list[ScoredSentence]:
+        if not candidates:
+            return []
         vectors = self.sentences.vectors
-        floor = max(self.refusal_threshold, best - self.spread)
+        best = max(c.similarity for c in candidates)
+        floor = best - self.spread
+        advice = analysis.answer_type in ("how", "list", "yes_no")
+        limit = self.advice_points if advice else (2 if analysis.answer_type in ("number", "amount", "date", "who")
+                                                  else self.max_sentences)
+        limit = max(limit, len(analysis.parts))
+        ranked = sorted(candidates, key=lambda c: -c.score)
         chosen: list[ScoredSentence] = []
-        for cand in sorted(candidates, key=lambda c: -c.score):
-            if len(chosen) == self.max_sentences:
-                break
+
+        def fits(cand: ScoredSentence) -> bool:
             if cand.similarity < floor:
-                continue
-            if any(
-                cand.text == c.text or float(vectors[cand.row] @ vectors[c.row]) > self.redundancy
-                for c in chosen
-            ):
-                continue
-            chosen.append(cand)
+                return False
+            if advice and any(c.passage.chunk.id == cand.passage.chunk.id for c in chosen):
+                return False  # advice points come from distinct passages
+            return not any(
+                cand.text == c.text or float(vectors[cand.row] @ vectors[c.row]) > self.redundancy for c in chosen
+            )
+
+        for i in range(len(analysis.parts)):  # every part first gets its best sentence
+            first = next((c for c in ranked if c.part == i and c.similarity >= floor - self.spread and fits(c)), None)
+            if first is not None and len(analysis.parts) > 1:
+                chosen.append(first)
+        for cand in ranked:
+            if len(chosen) >= limit:
+                break
+            if cand not in chosen and fits(cand):
+                chosen.append(cand)
         return chosen
+
+    # ---- evidence units and composition ------------------------------------------------
+    def unit(self, cand: ScoredSentence) -> str:
+        """The sentence with what it needs to stand alone, verbatim from its passage.
+
+        A sentence that leans on the one before it in the same paragraph ("This final change...",
+        "However, ...") brings that sentence along; a list's lead-in ("...to consider:") brings
+        its items (up to LIST_ITEMS, within UNIT_MAX_WORDS).
+        """
+        text = cand.passage.chunk.text
+        spans = sentence_spans(text)
+        at = next((i for i, (s, _) in enumerate(spans) if s == cand.start), None)
+        if at is None:
+            return cand.text
+        first, last = at, at
+        if at > 0 and _LEANS_BACK.match(cand.text):
+            gap = text[spans[at - 1][1] : spans[at][0]]
+            before = text[spans[at - 1][0] : spans[at - 1][1]]
+            if "\n" not in gap and _END_PUNCT.search(before):
+                first = at - 1
+        if _LEAD_IN.search(cand.text):
+            while last + 1 < len(spans) and last - at < LIST_ITEMS:
+                if len(text[spans[first][0] : spans[last + 1][1]].split()) > UNIT_MAX_WORDS:
+                    break
+                last += 1
+        if first == last == at:
+            return cand.text
+        return text[spans[first][0] : spans[last][1]]
+
+    def _compose(self, analysis, chosen, base, record, notes) -> Answer:
+        if analysis.answer_type in ("number", "amount", "date", "who"):
+            # the sentence holding the fact first: one that states a number / amount / year, then by score
+            chosen.sort(key=lambda c: (not _states(analysis.answer_type, c.text), -c.score))
+        else:
+            chosen.sort(key=lambda c: (c.part, -c.score))
+        citations, sentences, parts, seen = [], [], [], set()
+        for cand in chosen:
+            text = self.unit(cand)
+            if text in seen:
+                continue
+            seen.add(text)
+            marker = len(citations) + 1
+            label = _label(cand.passage)
+            citations.append(Citation(marker=marker, passage=cand.passage, quote=text))
+            sentences.append(AnswerSentence(text=text, markers=(marker,), verdict="supported", label=label,
+                                            scores=cand.scores))
+            parts.append(f"{label}: {text} [{marker}]" if label else f"{text} [{marker}]")
+        layout = "\n".join(f"- {p}" for p in parts) if len(parts) > 1 else "".join(parts)
+        text = layout
+        return Answer(text=text, citations=tuple(citations), refused=False, sentences=tuple(sentences),
+                      notes=tuple(notes), analysis=record, **base)
+
+
+def _states(answer_type: str, text: str) -> bool:
+    """Whether a sentence states what a number / amount / date question asks for."""
+    if answer_type == "number":
+        return bool(numbers(text))
+    if answer_type == "amount":
+        return bool(_MONEY.search(text))
+    if answer_type == "date":
+        return bool(_YEAR.search(text))
+    return False
+
+
+def _label(passage: Passage) -> str:
+    """What a quote is about: its case study, else its report (publisher and year)."""
+    chunk = passage.chunk
+    if chunk.case_study:
+        return chunk.case_study
+    publisher = str(chunk.meta.get("publisher", "") or "").split("(")[0].strip()
+    year = chunk.meta.get("year")
+    return f"{publisher} {year}".strip() if publisher else chunk.title
+
+
+def _closest_topics(passages: list[Passage], n: int = 3) -> list[str]:
+    topics: list[str] = []
+    for p in passages:
+        topic = p.chunk.case_study or p.chunk.section or p.chunk.title
+        if topic and topic not in topics:
+            topics.append(topic)
+    return topics[:n]
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -266,3 +266,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+from advisor.calibrate import register as _register_calibrate  # noqa: E402
+
+_register_calibrate(app)

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     unknown_terms_threshold: float = 0.62  # ... or this, 2+ query words unmatched (tuned on dev):
     rare_term_passages: int = Field(5, ge=0)  # in at most this many passages, not retrieved (dev)
     max_question_chars: int = Field(2000, ge=10)
+    # issue 13: the calibrated coverage decision (advisor/models/coverage.json, fit on dev by
+    # `advisor calibrate`); an empty value falls back to the floors above
+    coverage_model: Path | None = Path(__file__).parent / "models" / "coverage.json"
+    specificity_weight: float = Field(0.5, ge=0.0, le=1.0)  # share of the centred cosine in a sentence's score (dev)
+    advice_points: int = Field(5, ge=1, le=8)  # points an advice answer gives, from distinct passages
 
     # --- LLM path (issue 6)
     llm_backend: Literal["extractive", "openai", "ollama", "llamacpp"] = "extractive"

@@ -143,6 +143,12 @@ def write_reports(
         md.append(f"\n{m} is a guard, not a result: {why}.")
     md.append("\n## Answered or refused\n")
     md += _confusion_md(summary)
+    if summary.get("coverage_curve"):
+        md.append("\n### The coverage decision at other thresholds (this run's rows)\n")
+        md.append("| threshold | precision (refused that are out of scope) | recall (out of scope refused) | false refusal rate |")
+        md.append("|---|---|---|---|")
+        md += [f"| {c['threshold']} | {c['precision']} | {c['recall']} | {c['false_refusal_rate']} |"
+               for c in summary["coverage_curve"]]
     md.append("\n## By kind\n")
     md.append("| kind | n | " + " | ".join(names) + " |")
     md.append("|---|---|" + "---|" * len(names))

@@ -792,6 +792,7 @@ def summarise(items: list[EvalItem], records: dict[str, dict], values: dict, ski
         "out_of_scope": {"answered": refusal["out_of_scope"] - refusal["refused_out_of_scope"],
                          "refused": refusal["refused_out_of_scope"]},
     }
+    curve = coverage_curve(items, records)
     latencies = [records[i]["timings_ms"]["total"] for i in ids if records[i].get("timings_ms")]
     backends = {records[i].get("backend", "extractive") for i in ids if not records[i].get("refused")}
     return {
@@ -803,8 +804,38 @@ def summarise(items: list[EvalItem], records: dict[str, dict], values: dict, ski
         "by_kind": by_kind,
         "by_report": by_report,
         "guards": {m: GUARDS[m] for m in GUARDS if m in names and backends <= GUARDED_BACKENDS},
+        **({"coverage_curve": curve} if curve else {}),
         "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
     }
+
+
+def coverage_curve(items: list[EvalItem], records: dict[str, dict], steps: int = 10) -> list[dict]:
+    """Precision / recall of the coverage decision over this run's labelled rows, at several thresholds.
+
+    Each record's `analysis.coverage.not_covered_probability` (the calibrated model's) is read;
+    a refusal at a threshold is probability >= threshold, and out-of-scope rows are the positives.
+    Rows answered from the catalogue, or refused before the model ran, carry no probability and
+    are left out. Empty when no row carries one.
+    """
+    scored = [
+        (float(p), i.kind == "out_of_scope")
+        for i in items
+        if i.kind and (p := ((records[i.id].get("analysis") or {}).get("coverage") or {}).get("not_covered_probability"))
+        is not None
+    ]
+    if not scored or not any(y for _, y in scored):
+        return []
+    curve = []
+    for t in [round(x / steps, 2) for x in range(1, steps)]:
+        refused = [(p >= t, y) for p, y in scored]
+        tp = sum(r and y for r, y in refused)
+        curve.append({
+            "threshold": t,
+            "precision": round(tp / max(sum(r for r, _ in refused), 1), 3),
+            "recall": round(tp / sum(y for _, y in scored), 3),
+            "false_refusal_rate": round(sum(r and not y for r, y in refused) / max(sum(not y for _, y in scored), 1), 3),
+        })
+    return curve
 
 
 # Metrics that hold by construction for some answerers: reported as guards, not as results.

@@ -205,6 +205,8 @@ def answer_paragraphs(answer: Answer) -> list[str]:
 def sentence_line(s: AnswerSentence, limit: int = MAX_SECTION_CHARS - 120, lead: str = "") -> str:
     """One sentence as escaped mrkdwn (after an already formatted `lead`), its markers and trust flag."""
     markers = "".join(f"[{m}]" for m in s.markers)
+    if s.label and not lead:
+        lead = f"*{escape_mrkdwn(s.label)}*: "
     # clipped before the markers and flags are added, so those always show
     line = lead + _clip(escape_mrkdwn(s.text), max(limit - len(lead), 40))
     line += f" {markers}" if markers else ""

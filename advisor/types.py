@@ -126,9 +126,16 @@ class AnswerSentence:
     text: str
     markers: tuple[int, ...] = ()
     verdict: Verdict = "supported"
+    label: str = ""  # what the quote is about: its case study or report, shown before it
+    scores: dict[str, float] = field(default_factory=dict)  # why it was chosen (extractive answerer)
 
     def to_record(self) -> dict[str, Any]:
-        return {"text": self.text, "markers": list(self.markers), "verdict": self.verdict}
+        record = {"text": self.text, "markers": list(self.markers), "verdict": self.verdict}
+        if self.label:
+            record["label"] = self.label
+        if self.scores:
+            record["scores"] = dict(self.scores)
+        return record
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ class Answer:
     fallback: str | None = None  # why the extractive answer replaced an LLM's, if it did
     notes: tuple[str, ...] = ()  # user-visible notes (e.g. "the LLM was unavailable")
     timings_ms: dict[str, float] = field(default_factory=dict)
+    analysis: dict[str, Any] | None = None  # how the question was read and the coverage decision
 
     def citation(self, marker: int) -> Citation | None:
         """The citation behind a marker, or None."""
@@ -165,6 +173,7 @@ class Answer:
             "citations": [c.to_record() for c in self.citations],
             "passages": [p.to_record() for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            **({"analysis": self.analysis} if self.analysis is not None else {}),
         }
 
 

@@ -169,10 +169,13 @@ def render_answer_markdown(answer: Answer) -> str:
         for sentence in answer.sentences:
             markers = _markers(sentence.markers)
             text = _escape(sentence.text)
+            if sentence.label:
+                text = f"<strong>{_escape(sentence.label)}</strong>: {text}"
             if sentence.verdict != "supported":
                 text = f"{text} <em>({sentence.verdict})</em>"
             parts.append(f"{text}{markers}")
-        body = " ".join(parts)
+        labelled = len(parts) > 1 and any(s.label for s in answer.sentences)
+        body = "\n".join(f"- {p}" for p in parts) if labelled else " ".join(parts)
     notes = "".join(f"\n\n<em>{_escape(n)}</em>" for n in answer.notes)
     return body + notes
 

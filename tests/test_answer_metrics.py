@@ -122,3 +122,17 @@ def test_guards_fail_with_their_own_label():
     summary = {"metrics": {"citation_faithfulness": 0.9, "key_fact_recall": 0.6}}
     gate = {"min": {"metrics.key_fact_recall": 0.5}, "guard": {"min": {"metrics.citation_faithfulness": 1.0}}}
     assert check_thresholds(summary, gate) == ["metrics.citation_faithfulness = 0.9 is below the guard 1.0"]
+
+
+def test_the_coverage_curve_is_read_from_the_records():
+    from advisor.evaluation import coverage_curve
+
+    items = [EvalItem(id=i, user_input=i, kind=k) for i, k in
+             (("a", "fact"), ("b", "advice"), ("c", "out_of_scope"), ("d", "out_of_scope"), ("e", "aggregate"))]
+    p = {"a": 0.1, "b": 0.6, "c": 0.7, "d": 0.3}
+    records = {i: {"refused": False, "analysis": {"coverage": {"not_covered_probability": v}}} for i, v in p.items()}
+    records["e"] = {"refused": False}  # answered from the catalogue: no probability, left out
+    at = {c["threshold"]: c for c in coverage_curve(items, records)}
+    assert at[0.5] == {"threshold": 0.5, "precision": 0.5, "recall": 0.5, "false_refusal_rate": 0.5}
+    assert at[0.2] == {"threshold": 0.2, "precision": 0.667, "recall": 1.0, "false_refusal_rate": 0.5}
+    assert coverage_curve(items[:2], records) == []  # no out-of-scope row: no curve

@@ -146,7 +146,9 @@ def test_mention_gets_threaded_answer_with_citation_blocks(slack, built_advisor)
     actions = blocks[-1]
     assert actions["type"] == "actions"
     assert [e["action_id"] for e in actions["elements"]] == ["advisor_feedback_up", "advisor_feedback_down"]
-    assert answer.params["text"].startswith(escape_mrkdwn(expected["sentences"][0]["text"][:50]))
+    first = expected["sentences"][0]
+    assert first["label"]  # every extractive point says which case study or report it is from
+    assert answer.params["text"].startswith(f"*{escape_mrkdwn(first['label'])}*: " + escape_mrkdwn(first["text"][:50]))
     # the extractive answer arrives at once: edited into place once, no previews
     assert slack.mock.calls_to("chat.update", status=None) == [answer]
 
