@@ -134,6 +134,7 @@ class Advisor:
                 encode=self.embedder.encode,
                 specificity_weight=s.specificity_weight,
                 advice_points=s.advice_points,
+                name_mask_weight=s.name_mask_weight,
             )
             self._checked = time.monotonic()
         self.case_catalogue.reload()  # a broken catalogue is logged; the previous one keeps serving

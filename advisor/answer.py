@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 import numpy as np
@@ -128,6 +128,7 @@ class ExtractiveAnswerer:
         type_bonus: float = 0.05,
         other_case_penalty: float = 0.1,
         advice_points: int = 5,
+        name_mask_weight: float = 1.0,
     ) -> None:
         self.sentences = sentences
         # Without a coverage model (or while one is being fitted) the older rule decides: the best
@@ -147,6 +148,7 @@ class ExtractiveAnswerer:
         self.type_bonus = type_bonus
         self.other_case_penalty = other_case_penalty
         self.advice_points = advice_points
+        self.name_mask_weight = name_mask_weight  # share of closeness from the question without its names
         vectors = sentences.vectors
         if vectors.size:
             self._mean = vectors.mean(axis=0)
@@ -182,7 +184,7 @@ class ExtractiveAnswerer:
         notes = [UNCOVERED_PART_TEXT.format(part=part) for part, ok in zip(analysis.parts, covered_parts) if not ok]
         if analysis.dropped_parts:
             notes.append(DROPPED_PARTS_TEXT.format(n=len(analysis.parts)))
-        usable = [c for c in candidates if covered_parts[c.part]]
+        usable = self._refocus([c for c in candidates if covered_parts[c.part]], analysis)
         chosen = self._select(usable, analysis)
         return self._compose(analysis, chosen, base, record, notes)
 
@@ -206,7 +208,8 @@ class ExtractiveAnswerer:
         if self.terms is not None:
             for passage in passages:
                 found |= self.terms.by_chunk.get(passage.chunk.id, frozenset())
-        domain = [w for w in analysis.domain_terms if not any(w in n.lower() for n in analysis.cases)]
+        # the words of what is asked, not of the scene the asker sets ("An ICB wants...")
+        domain = [w for w in analysis.asked_terms if not any(w in n.lower() for n in analysis.cases)]
         domain_stems = [stem(t) for w in domain for t in tokenize(w)]
         covered = [s in found for s in domain_stems]
         unknown = sum(self._passage_count_stem(s) == 0 for s in domain_stems) if self.terms else 0
@@ -311,6 +314,30 @@ class ExtractiveAnswerer:
         if len(analysis.parts) == 1 or self.encode is None:
             return [query_vector] * len(analysis.parts)
         return [np.asarray(v, dtype=np.float32) for v in self.encode(list(analysis.parts))]
+
+    def _refocus(self, candidates: list[ScoredSentence], analysis: QuestionAnalysis) -> list[ScoredSentence]:
+        """For a question about a named case, score sentences also by the question without the name.
+
+        Every sentence of "KardiaMobile" passages is close to "...KardiaMobile...": the one that
+        introduces the case wins on the name alone. The question with its names taken out says
+        what is asked about the case; `name_mask_weight` of the closeness comes from it.
+        """
+        if not analysis.cases or self.encode is None or not self.name_mask_weight or not candidates:
+            return candidates
+        masked = analysis.question
+        for name in sorted(analysis.named, key=len, reverse=True):
+            masked = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", " ", masked, flags=re.IGNORECASE)
+        if not content_words(masked):
+            return candidates  # the question is only the name: the introduction is the answer
+        vector = np.asarray(self.encode([masked])[0], dtype=np.float32)
+        sims = self.sentences.vectors[[c.row for c in candidates]] @ vector
+        w, out = self.name_mask_weight, []
+        for cand, sim in zip(candidates, sims.tolist()):
+            closeness = (1 - w) * cand.similarity + w * sim
+            score = cand.score + (1 - self.specificity_weight) * (closeness - cand.similarity)
+            out.append(replace(cand, score=score, scores={**cand.scores, "asked_similarity": round(sim, 4),
+                                                          "score": round(score, 4)}))
+        return out
 
     def _centre(self, vector: np.ndarray) -> np.ndarray:
         if self._mean is None:

@@ -48,6 +48,7 @@ class QuestionAnalysis:
     named: tuple[str, ...] = ()
     cases: tuple[str, ...] = ()  # catalogue names of the case studies the question names
     domain_terms: tuple[str, ...] = ()
+    asked_terms: tuple[str, ...] = ()  # the domain terms of the asking sentences (not the scene-setting)
     everyday_terms: tuple[str, ...] = ()
     dropped_parts: int = 0
     language: str = "en"
@@ -61,6 +62,7 @@ class QuestionAnalysis:
             "named": list(self.named),
             "cases": list(self.cases),
             "domain_terms": list(self.domain_terms),
+            "asked_terms": list(self.asked_terms),
             "everyday_terms": list(self.everyday_terms),
             "dropped_parts": self.dropped_parts,
             "language": self.language,
@@ -112,28 +114,35 @@ def split_parts(question: str) -> list[str]:
     return parts or [question.strip()]
 
 
+# The interrogatives and what each expects; the earliest in a question decides ("How did they decide
+# who to target?" is a how question, "Roughly how much did it cost?" an amount).
+_OPENERS = [
+    (r"how (many|much|long|often|big|large|far|quickly|fast)\b|what (percentage|proportion|share|number|figure)\b",
+     "number"),
+    (r"when\b|what (year|date)\b|which year\b|since when\b", "date"),
+    (r"who\b|whom\b|whose\b|which (organisation|organization|company|charity|body|team|trust)s?\b", "who"),
+    (r"which\b|list\b|name\b|(give|show) me\b|examples?\b|what (are|were) the\b|any (cases?|examples?)\b",
+     "list"),
+    (r"how\b|why\b|what\b|where\b|should\b|could\b|can\b|would\b", "how"),
+    (r"(is|are|was|were|do|does|did|will|has|have|had)\b", "yes_no"),
+]
+_MONEY_ASKED = re.compile(r"£|\b(cost|costs|price|priced|charge|charges|fee|fees|spend|spent|budget|funding|grant|investment)\b|how much .*\bpaid?\b")
+
+
 def answer_type(question: str) -> str:
-    """The kind of answer a question expects, from its wh-word and auxiliaries."""
+    """The kind of answer a question expects, from its earliest interrogative (and money words)."""
     q = question.lower()
-    # an amount of money: "how much ... cost / pay / charge", "what's the price", "£"
-    if "£" in q or re.search(r"\b(how much|what|price|cost)\b.*\b(cost|costs|price|priced|pay|paid|charge|charges|"
-                             r"spend|spent|budget|fee|fees|funding)\b", q) and re.search(r"\bhow much\b|\bprice\b|"
-                             r"\bcost\b|\bcharge\b|\bfee\b", q):
-        return "amount"
-    if re.search(r"\bhow (many|much|long|often|big|large|far|quickly|fast)\b|\bwhat (percentage|proportion|share|"
-                 r"number|amount|figure|cost|price)\b|\b(how many|what's the (cost|price|number))", q):
-        return "date" if re.search(r"\bhow long ago\b", q) else "number"
-    if re.search(r"\b(when|what year|which year|what date|since when)\b", q):
-        return "date"
-    if re.search(r"\b(who|whom|whose|which (organisation|organization|company|charity|body|team|trust))\b", q):
-        return "who"
-    if re.search(r"\b(which|list|name|examples?|what are the|what were the|any (cases?|examples?))\b", q):
-        return "list"
-    if re.match(r"\s*(is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b", q) and not re.search(
-        r"\b(how|why|what)\b", q
-    ):
-        return "yes_no"
-    return "how"
+    found = []
+    for pattern, kind in _OPENERS:
+        m = re.search(rf"\b(?:{pattern})", q)
+        if m:
+            found.append((m.start(), _OPENERS.index((pattern, kind)), kind))
+    kind = min(found)[2] if found else "how"
+    if kind in ("number", "how") and _MONEY_ASKED.search(q) and re.search(r"\bhow much\b|\bwhat\b|\bprice\b|£", q):
+        # "How much did it cost?", "What does Lantum charge?": an amount of money
+        if kind == "number" or not re.search(r"\b(how|why) (do|does|did|should|can|could|would)\b", q):
+            return "amount"
+    return kind
 
 
 def named_things(question: str, case_names: dict[str, Iterable[str]] | None = None) -> tuple[list[str], list[str]]:
@@ -169,6 +178,18 @@ def named_things(question: str, case_names: dict[str, Iterable[str]] | None = No
     return named, cases
 
 
+def asking_text(question: str) -> str | None:
+    """The sentences that ask (end with '?') when the question also sets a scene; else None.
+
+    "An ICB wants our IP. Is that normal?": the first sentence says who is asking, the second what.
+    """
+    sentences = [p.strip() for p in re.split(r"(?<=[.!?])\s+", question.strip()) if p.strip()]
+    asking = [p for p in sentences if p.endswith("?")]
+    if len(sentences) < 2 or not asking or len(asking) == len(sentences):
+        return None
+    return " ".join(asking)
+
+
 def looks_english(question: str) -> bool:
     """Whether most of the question's words are English words (wordfreq knows them)."""
     words = [w.lower() for w in _WORD.findall(question) if len(w) > 2]
@@ -188,6 +209,9 @@ def analyse(question: str, case_names: dict[str, Iterable[str]] | None = None) -
     named_words = {w.lower() for n in named for w in _WORD.findall(n)}
     domain = [w for w in words if not is_everyday(w) or w in named_words]
     everyday = [w for w in words if w not in domain]
+    asking = asking_text(question)
+    asked_words = set(content_words(asking)) if asking else set(words)
+    asked = [w for w in domain if w in asked_words]
     return QuestionAnalysis(
         question=question,
         parts=tuple(parts),
@@ -196,6 +220,7 @@ def analyse(question: str, case_names: dict[str, Iterable[str]] | None = None) -
         named=tuple(named),
         cases=tuple(cases),
         domain_terms=tuple(domain),
+        asked_terms=tuple(asked),
         everyday_terms=tuple(everyday),
         dropped_parts=dropped,
         language="en" if looks_english(question) else "other",
