@@ -106,6 +106,8 @@ class ScoredSentence:
     specific: float = 0.0  # cosine after removing the reports' shared direction
     part: int = 0  # the part of the question it is closest to
     scores: dict = field(default_factory=dict)
+    part_similarity: tuple[float, ...] = ()  # cosine with each part of a question of several parts
+    part_specific: tuple[float, ...] = ()
 
 
 class ExtractiveAnswerer:
@@ -201,9 +203,12 @@ class ExtractiveAnswerer:
         vector: np.ndarray | None = None, part: int | None = None,
     ) -> dict[str, float]:
         """What a reader checks to see whether the evidence covers the question (or one part)."""
-        pool = [c for c in candidates if part is None or c.part == part] or candidates
-        sims = sorted((c.similarity for c in pool), reverse=True)
-        specific = max((c.specific for c in pool), default=0.0)
+        # a part is covered by any evidence close to it, not only by the sentences closest to it of all parts
+        per_part = part is not None and all(c.part_similarity for c in candidates)
+        pool = candidates
+        closeness = {id(c): (c.part_similarity[part] if per_part else c.similarity) for c in pool}
+        sims = sorted(closeness.values(), reverse=True)
+        specific = max(((c.part_specific[part] if per_part else c.specific) for c in pool), default=0.0)
         found: set[str] = set()
         if self.terms is not None:
             for passage in passages:
@@ -228,7 +233,7 @@ class ExtractiveAnswerer:
             any(p.chunk.case_study == case for p in passages) for case in analysis.cases
         ]
         kind = analysis.part_types[part] if part is not None and analysis.part_types else analysis.answer_type
-        close = sorted(pool, key=lambda c: -c.similarity)[:5]
+        close = sorted(pool, key=lambda c: -closeness[id(c)])[:5]
         satisfied = float(any(_states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
         return {
             "best_similarity": round(sims[0] if sims else 0.0, 4),
@@ -258,7 +263,12 @@ class ExtractiveAnswerer:
         if len(analysis.parts) == 1:
             return whole, [not self.coverage.refuses(whole)]
         covered = []
-        for i in range(len(analysis.parts)):
+        whole_covered = not self.coverage.refuses(whole)
+        for i, text in enumerate(analysis.parts):
+            if len(content_words(text)) < 2:
+                # "...and who endorsed it?": a part that leans on the rest is judged with the whole question
+                covered.append(whole_covered)
+                continue
             features = self.coverage_features(analysis, passages, candidates, part_vectors[i], part=i)
             covered.append(not self.coverage.refuses(features))
         whole["parts_covered"] = covered
@@ -388,6 +398,8 @@ class ExtractiveAnswerer:
                     row, passage, text, int(index.starts[row]), float(closeness), score, spec, part,
                     {"similarity": round(closeness, 4), "specificity": round(spec, 4), "overlap": round(overlap, 4),
                      "score": round(score, 4)},
+                    tuple(by_part[:, j].tolist()) if by_part is not None else (),
+                    tuple(specific_parts[:, j].tolist()) if specific_parts is not None else (),
                 ))
         return out
 

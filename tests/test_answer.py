@@ -127,3 +127,14 @@ def test_a_damaged_model_file_falls_back_to_the_floors(make_settings, built_sett
     assert advisor.coverage_model is None
     answer = advisor.ask("How did DAFNE win over doubtful consultants?")
     assert not answer.refused and "not_covered_probability" not in answer.analysis["coverage"]
+
+
+def test_a_part_that_leans_on_the_rest_is_not_reported_as_uncovered(built_advisor):
+    # "who endorsed it?" has one content word of its own: it is judged with the whole question
+    answer = built_advisor.ask("When did the NHS Confederation put out its guide on scaling innovation, and who endorsed it?")
+    assert answer.analysis["parts"][1] == "who endorsed it?"
+    assert not any("do not cover this part" in n for n in answer.notes)
+    # a part with content of its own that the reports do not cover is named
+    mixed = built_advisor.ask("What is the ambulance response time target, and how did DAFNE win over consultants?")
+    assert not mixed.refused
+    assert mixed.notes == ("The reports do not cover this part of the question: “What is the ambulance response time target”.",)
