@@ -331,6 +331,7 @@ class LLMAnswerer:
             backend=self.backend,
             fallback=None,
             notes=result.notes,
+            analysis=extractive.analysis,  # how the question was read and why it was not refused
         )
 
     def _fallback(

@@ -130,6 +130,8 @@ def test_markers_parse_into_citations_and_every_sentence_is_labelled(built_advis
     assert record["sentences"][2] == {
         "text": "The NHS closed every hospital in 2021.", "markers": [3], "verdict": "unsupported"
     }
+    # the offline reading of the question and its coverage decision travel with the model's answer
+    assert record["analysis"]["parts"] and record["analysis"]["coverage"]["not_covered_probability"] < 0.5
 
 
 def test_a_fabricated_marker_is_caught(built_advisor, evidence):
