@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 import numpy as np
 
@@ -39,19 +39,30 @@ from advisor.store import SentenceIndex
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
 from advisor.words import stem
 
-REFUSAL_TEXT = "The reports in the advisor's library do not cover this question closely enough to answer it with evidence."
+REFUSAL_TEXT = (
+    "The reports in the advisor's library do not cover this question closely enough "
+    "to answer it with evidence."
+)
 UNKNOWN_TERMS_TEXT = " The reports never mention: {terms}."
 UNMATCHED_TERMS_TEXT = " The closest passages do not mention: {terms}."
 MISSING_DETAIL_TEXT = "The reports describe {things} but do not give {detail}."
 CLOSEST_TOPICS_TEXT = " The closest topics they do cover: {topics}."
 UNCOVERED_PART_TEXT = "The reports do not cover this part of the question: \u201c{part}\u201d."
 DROPPED_PARTS_TEXT = "Only the first {n} parts of the question were answered; please ask the rest separately."
-NO_CONTENT_TEXT = ("The question has no words to search the reports for. Please say what you would like to know, "
-                   "for example \u201cHow did DAFNE win over doubtful consultants?\u201d")
-NOT_ENGLISH_TEXT = "The reports are in English, and the advisor reads questions in English only. Please ask in English."
+NO_CONTENT_TEXT = (
+    "The question has no words to search the reports for. Please say what you would like to know, "
+    "for example \u201cHow did DAFNE win over doubtful consultants?\u201d"
+)
+NOT_ENGLISH_TEXT = (
+    "The reports are in English, and the advisor reads questions in English only. Please ask in English."
+)
 NO_INDEX_TEXT = "The library is empty: no report has been ingested yet."
-DETAIL_WORDS = {"number": "the figure asked for", "amount": "the amount asked for", "date": "the date asked for",
-                "who": "who it was"}
+DETAIL_WORDS = {
+    "number": "the figure asked for",
+    "amount": "the amount asked for",
+    "date": "the date asked for",
+    "who": "who it was",
+}
 
 QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
 UNIT_MAX_WORDS = 150  # an evidence unit (sentence + what it leans on) stays readable
@@ -80,12 +91,11 @@ class ReportTerms:
     by_chunk: dict[str, frozenset[str]]  # chunk id -> the stems of that passage
 
     @classmethod
-    def from_chunks(cls, chunks: Iterable[Chunk]) -> "ReportTerms":
+    def from_chunks(cls, chunks: Iterable[Chunk]) -> ReportTerms:
         """Count every passage's stems (about 35 ms for the five reports)."""
         by_chunk = {
             c.id: frozenset(
-                stem(t)
-                for t in tokenize(f"{lexical_text(c)} {c.title} {c.meta.get('publisher', '')}")
+                stem(t) for t in tokenize(f"{lexical_text(c)} {c.title} {c.meta.get('publisher', '')}")
             )
             for c in chunks
         }
@@ -145,7 +155,9 @@ class ExtractiveAnswerer:
         self.redundancy = redundancy  # skip a sentence this similar to one already chosen
         self.coverage = coverage
         self.case_names = case_names or {}
-        self.encode = encode  # texts -> unit vectors (the question's parts); None: parts share the query vector
+        self.encode = (
+            encode  # texts -> unit vectors (the question's parts); None: parts share the query vector
+        )
         self.specificity_weight = specificity_weight
         self.type_bonus = type_bonus
         self.other_case_penalty = other_case_penalty
@@ -165,25 +177,29 @@ class ExtractiveAnswerer:
         """The question's parts, answer type, named things and domain words."""
         return analyse(question, self.case_names)
 
-    def answer(
-        self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]
-    ) -> Answer:
+    def answer(self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]) -> Answer:
         """The cited extractive answer, or a refusal naming what the reports do cover."""
         analysis = self.analyse(question)
         base = dict(question=question, query=query, passages=tuple(passages))
         if not passages:
             return Answer(text=NO_INDEX_TEXT, citations=(), refused=True, **base)
         if analysis.language != "en":
-            return Answer(text=NOT_ENGLISH_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base)
+            return Answer(
+                text=NOT_ENGLISH_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base
+            )
         if not content_words(question) and not analysis.named:
-            return Answer(text=NO_CONTENT_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base)
+            return Answer(
+                text=NO_CONTENT_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base
+            )
         part_vectors = self._part_vectors(analysis, query, query_vector)
         candidates = self._score(query, query_vector, passages, analysis, part_vectors)
         features, covered_parts = self._coverage(analysis, passages, candidates, query_vector, part_vectors)
         record = {**analysis.to_record(), "coverage": features}
         if not any(covered_parts):
             return self._refusal(question, query, passages, analysis, features, record)
-        notes = [UNCOVERED_PART_TEXT.format(part=part) for part, ok in zip(analysis.parts, covered_parts) if not ok]
+        notes = [
+            UNCOVERED_PART_TEXT.format(part=part) for part, ok in zip(analysis.parts, covered_parts) if not ok
+        ]
         if analysis.dropped_parts:
             notes.append(DROPPED_PARTS_TEXT.format(n=len(analysis.parts)))
         usable = self._refocus([c for c in candidates if covered_parts[c.part]], analysis)
@@ -199,8 +215,12 @@ class ExtractiveAnswerer:
 
     # ---- coverage --------------------------------------------------------------------
     def coverage_features(
-        self, analysis: QuestionAnalysis, passages: list[Passage], candidates: list[ScoredSentence],
-        vector: np.ndarray | None = None, part: int | None = None,
+        self,
+        analysis: QuestionAnalysis,
+        passages: list[Passage],
+        candidates: list[ScoredSentence],
+        vector: np.ndarray | None = None,
+        part: int | None = None,
     ) -> dict[str, float]:
         """What a reader checks to see whether the evidence covers the question (or one part)."""
         # a part is covered by any evidence close to it, not only by the sentences closest to it of all parts
@@ -234,7 +254,9 @@ class ExtractiveAnswerer:
         ]
         kind = analysis.part_types[part] if part is not None and analysis.part_types else analysis.answer_type
         close = sorted(pool, key=lambda c: -closeness[id(c)])[:5]
-        satisfied = float(any(_states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
+        satisfied = (
+            float(any(_states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
+        )
         return {
             "best_similarity": round(sims[0] if sims else 0.0, 4),
             "top3_similarity": round(float(np.mean(sims[:3])) if sims else 0.0, 4),
@@ -255,7 +277,9 @@ class ExtractiveAnswerer:
         sims = vectors @ vector
         return float((best - sims.mean()) / max(float(sims.std()), 1e-6))
 
-    def _coverage(self, analysis, passages, candidates, query_vector, part_vectors) -> tuple[dict, list[bool]]:
+    def _coverage(
+        self, analysis, passages, candidates, query_vector, part_vectors
+    ) -> tuple[dict, list[bool]]:
         whole = self.coverage_features(analysis, passages, candidates, query_vector)
         if self.coverage is None:
             return whole, [not self._legacy_refuses(analysis.question, passages, whole)] * len(analysis.parts)
@@ -282,7 +306,9 @@ class ExtractiveAnswerer:
     def _refusal(self, question, query, passages, analysis, features, record) -> Answer:
         text = REFUSAL_TEXT
         named = [n for n in analysis.named if n.lower() in " ".join(p.chunk.text.lower() for p in passages)]
-        named += [c for c in analysis.cases if any(p.chunk.case_study == c for p in passages) and c not in named]
+        named += [
+            c for c in analysis.cases if any(p.chunk.case_study == c for p in passages) and c not in named
+        ]
         detail = DETAIL_WORDS.get(analysis.answer_type)
         if named and detail and features.get("named_covered", 0) >= 1.0:
             text = MISSING_DETAIL_TEXT.format(things=_join(named[:3]), detail=detail)
@@ -293,8 +319,15 @@ class ExtractiveAnswerer:
         topics = _closest_topics(passages)
         if topics:
             text += CLOSEST_TOPICS_TEXT.format(topics="; ".join(topics))
-        return Answer(question=question, query=query, text=text, citations=(), passages=tuple(passages),
-                      refused=True, analysis=record)
+        return Answer(
+            question=question,
+            query=query,
+            text=text,
+            citations=(),
+            passages=tuple(passages),
+            refused=True,
+            analysis=record,
+        )
 
     def unmatched_terms(self, query: str, passages: list[Passage]) -> list[str]:
         """The query's rare or unknown words that none of the passages contains."""
@@ -320,7 +353,9 @@ class ExtractiveAnswerer:
         return self.terms.passage_count.get(s, 0)
 
     # ---- scoring and selection ---------------------------------------------------------
-    def _part_vectors(self, analysis: QuestionAnalysis, query: str, query_vector: np.ndarray) -> list[np.ndarray]:
+    def _part_vectors(
+        self, analysis: QuestionAnalysis, query: str, query_vector: np.ndarray
+    ) -> list[np.ndarray]:
         if len(analysis.parts) == 1 or self.encode is None:
             return [query_vector] * len(analysis.parts)
         return [np.asarray(v, dtype=np.float32) for v in self.encode(list(analysis.parts))]
@@ -345,8 +380,13 @@ class ExtractiveAnswerer:
         for cand, sim in zip(candidates, sims.tolist()):
             closeness = (1 - w) * cand.similarity + w * sim
             score = cand.score + (1 - self.specificity_weight) * (closeness - cand.similarity)
-            out.append(replace(cand, score=score, scores={**cand.scores, "asked_similarity": round(sim, 4),
-                                                          "score": round(score, 4)}))
+            out.append(
+                replace(
+                    cand,
+                    score=score,
+                    scores={**cand.scores, "asked_similarity": round(sim, 4), "score": round(score, 4)},
+                )
+            )
         return out
 
     def _centre(self, vector: np.ndarray) -> np.ndarray:
@@ -356,7 +396,11 @@ class ExtractiveAnswerer:
         return centred / max(float(np.linalg.norm(centred)), 1e-9)
 
     def _score(
-        self, query: str, query_vector: np.ndarray, passages: list[Passage], analysis: QuestionAnalysis,
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        passages: list[Passage],
+        analysis: QuestionAnalysis,
         part_vectors: list[np.ndarray],
     ) -> list[ScoredSentence]:
         index = self.sentences
@@ -373,7 +417,9 @@ class ExtractiveAnswerer:
                 continue
             sims = index.vectors[rows] @ query_vector
             specific = self._centred[rows] @ centred_query
-            by_part = np.stack([index.vectors[rows] @ v for v in part_vectors]) if len(part_vectors) > 1 else None
+            by_part = (
+                np.stack([index.vectors[rows] @ v for v in part_vectors]) if len(part_vectors) > 1 else None
+            )
             specific_parts = (
                 np.stack([self._centred[rows] @ v for v in centred_parts]) if len(part_vectors) > 1 else None
             )
@@ -385,7 +431,11 @@ class ExtractiveAnswerer:
                     continue
                 part = int(np.argmax(by_part[:, j])) if by_part is not None else 0
                 closeness = float(max(sim, by_part[part, j])) if by_part is not None else float(sim)
-                spec = float(max(specific[j], specific_parts[part, j])) if specific_parts is not None else float(specific[j])
+                spec = (
+                    float(max(specific[j], specific_parts[part, j]))
+                    if specific_parts is not None
+                    else float(specific[j])
+                )
                 overlap = len(query_terms & set(tokenize(text))) / len(query_terms) if query_terms else 0.0
                 score = (1 - w) * closeness + w * spec + 0.08 * overlap + 0.03 * (n - passage.rank + 1) / n
                 if wants_number and _states(analysis.answer_type, text):
@@ -394,13 +444,26 @@ class ExtractiveAnswerer:
                     score -= self.other_case_penalty
                 if not _END_PUNCT.search(text) and not _LEAD_IN.search(text):
                     score -= 0.05  # a fragment (a heading or cut bullet) reads badly as an answer
-                out.append(ScoredSentence(
-                    row, passage, text, int(index.starts[row]), float(closeness), score, spec, part,
-                    {"similarity": round(closeness, 4), "specificity": round(spec, 4), "overlap": round(overlap, 4),
-                     "score": round(score, 4)},
-                    tuple(by_part[:, j].tolist()) if by_part is not None else (),
-                    tuple(specific_parts[:, j].tolist()) if specific_parts is not None else (),
-                ))
+                out.append(
+                    ScoredSentence(
+                        row,
+                        passage,
+                        text,
+                        int(index.starts[row]),
+                        float(closeness),
+                        score,
+                        spec,
+                        part,
+                        {
+                            "similarity": round(closeness, 4),
+                            "specificity": round(spec, 4),
+                            "overlap": round(overlap, 4),
+                            "score": round(score, 4),
+                        },
+                        tuple(by_part[:, j].tolist()) if by_part is not None else (),
+                        tuple(specific_parts[:, j].tolist()) if specific_parts is not None else (),
+                    )
+                )
         return out
 
     def _select(self, candidates: list[ScoredSentence], analysis: QuestionAnalysis) -> list[ScoredSentence]:
@@ -410,8 +473,11 @@ class ExtractiveAnswerer:
         best = max(c.similarity for c in candidates)
         floor = best - self.spread
         advice = analysis.answer_type in ("how", "list", "yes_no")
-        limit = self.advice_points if advice else (2 if analysis.answer_type in ("number", "amount", "date", "who")
-                                                  else self.max_sentences)
+        limit = (
+            self.advice_points
+            if advice
+            else (2 if analysis.answer_type in ("number", "amount", "date", "who") else self.max_sentences)
+        )
         limit = max(limit, len(analysis.parts))
         ranked = sorted(candidates, key=lambda c: -c.score)
         chosen: list[ScoredSentence] = []
@@ -422,11 +488,14 @@ class ExtractiveAnswerer:
             if advice and any(c.passage.chunk.id == cand.passage.chunk.id for c in chosen):
                 return False  # advice points come from distinct passages
             return not any(
-                cand.text == c.text or float(vectors[cand.row] @ vectors[c.row]) > self.redundancy for c in chosen
+                cand.text == c.text or float(vectors[cand.row] @ vectors[c.row]) > self.redundancy
+                for c in chosen
             )
 
         for i in range(len(analysis.parts)):  # every part first gets its best sentence
-            first = next((c for c in ranked if c.part == i and c.similarity >= floor - self.spread and fits(c)), None)
+            first = next(
+                (c for c in ranked if c.part == i and c.similarity >= floor - self.spread and fits(c)), None
+            )
             if first is not None and len(analysis.parts) > 1:
                 chosen.append(first)
         for cand in ranked:
@@ -479,13 +548,23 @@ class ExtractiveAnswerer:
             marker = len(citations) + 1
             label = _label(cand.passage)
             citations.append(Citation(marker=marker, passage=cand.passage, quote=text))
-            sentences.append(AnswerSentence(text=text, markers=(marker,), verdict="supported", label=label,
-                                            scores=cand.scores))
+            sentences.append(
+                AnswerSentence(
+                    text=text, markers=(marker,), verdict="supported", label=label, scores=cand.scores
+                )
+            )
             parts.append(f"{label}: {text} [{marker}]" if label else f"{text} [{marker}]")
         layout = "\n".join(f"- {p}" for p in parts) if len(parts) > 1 else "".join(parts)
         text = layout
-        return Answer(text=text, citations=tuple(citations), refused=False, sentences=tuple(sentences),
-                      notes=tuple(notes), analysis=record, **base)
+        return Answer(
+            text=text,
+            citations=tuple(citations),
+            refused=False,
+            sentences=tuple(sentences),
+            notes=tuple(notes),
+            analysis=record,
+            **base,
+        )
 
 
 def _states(answer_type: str, text: str) -> bool:

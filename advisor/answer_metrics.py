@@ -25,10 +25,10 @@ from pathlib import Path
 # number words as they appear in the reports' prose ("seven countries", "twenty sites")
 _NUMBER_WORDS = {
     w: str(i)
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
-    )
+    for i, w in enumerate((
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+    ))
 }
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
 # a run of capitalised words (with the small words that join names: "Point of Care Foundation")
@@ -56,7 +56,7 @@ def numbers(text: str) -> set[str]:
 
 @cache
 def _lowercase_words(corpus_dir: str) -> frozenset[str]:
-    """Words the reports write in lower case somewhere: a capitalised one of these opening a sentence is no name."""
+    """Words the reports write in lower case somewhere (a capitalised one opening a sentence is no name)."""
     words: set[str] = set()
     for path in Path(corpus_dir).glob("*.txt"):
         words |= set(re.findall(r"\b[a-z][a-z'-]+\b", path.read_text(encoding="utf-8")))
@@ -174,8 +174,12 @@ def content_words(text: str, exclude: t.Collection[str] = ()) -> set[str]:
 
 
 def filler_share(
-    record: dict, question: str, reference: str | None, reference_contexts: t.Sequence[str] | None,
-    corpus_dir: Path | None = None, min_shared: int = 2,
+    record: dict,
+    question: str,
+    reference: str | None,
+    reference_contexts: t.Sequence[str] | None,
+    corpus_dir: Path | None = None,
+    min_shared: int = 2,
 ) -> float:
     """Share of the answer's sentences sharing no content with the reference answer or quotes.
 

@@ -36,7 +36,9 @@ def calibrate_command(
     set_file: Path = typer.Option(Path("eval_sets/dev.jsonl"), "--set", help="The split to fit on (dev)."),
     out: Path = typer.Option(MODEL_FILE, "--out", help="Where the model goes."),
     max_false_refusal: float = typer.Option(
-        None, "--max-false-refusal", help="Cap the share of in-scope rows refused (default: fewest wrong decisions)."
+        None,
+        "--max-false-refusal",
+        help="Cap the share of in-scope rows refused (default: fewest wrong decisions).",
     ),
 ) -> None:
     """Fit the coverage decision (refuse or answer) on the dev split."""
@@ -57,7 +59,8 @@ def calibrate_command(
         out.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
         console.print(
             f"fit on {len(rows)} rows of {set_file} ({model['rows']['out_of_scope']} out of scope): "
-            f"threshold {model['threshold']:.3f}; on dev {model['dev']['out_of_scope_refused']} out-of-scope refused, "
+            f"threshold {model['threshold']:.3f}; on dev {model['dev']['out_of_scope_refused']} "
+            "out-of-scope refused, "
             f"{model['dev']['false_refusals']} false refusals. Wrote {out}"
         )
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 MODEL_FILE = Path(__file__).parent / "models" / "coverage.json"
 
@@ -27,7 +27,7 @@ FEATURES = (
     "best_specific",  # the closest after removing the reports' shared direction (centred cosine)
     "standout",  # how far the closest stands out from all the reports' sentences (z-score)
     "domain_covered",  # share of the question's domain words found in the evidence (1 when it has none)
-    "words_covered",  # all its content words found in the evidence, each weighted by its rarity in the reports (idf)
+    "words_covered",  # its content words found in the evidence, each weighted by its rarity in the reports
     "domain_unknown",  # domain words the reports never use anywhere (capped at 3)
     "named_covered",  # share of the named things found in the evidence (1 when it names none)
     "type_satisfied",  # a number / date question: the close evidence holds a number / year (else 1)
@@ -46,7 +46,7 @@ class CoverageModel:
     fitted_on: str = "dev"
 
     @classmethod
-    def load(cls, path: Path = MODEL_FILE) -> "CoverageModel":
+    def load(cls, path: Path = MODEL_FILE) -> CoverageModel:
         """The model in a file written by `advisor calibrate` (ValueError if it does not fit FEATURES)."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -55,7 +55,7 @@ class CoverageModel:
         return cls.load_dict(data, str(path))
 
     @classmethod
-    def load_dict(cls, data: dict, where: str = "the model") -> "CoverageModel":
+    def load_dict(cls, data: dict, where: str = "the model") -> CoverageModel:
         """The model from `fit`'s document."""
         if not isinstance(data, dict) or list(data.get("features") or []) != list(FEATURES):
             found = data.get("features") if isinstance(data, dict) else data
@@ -80,7 +80,9 @@ class CoverageModel:
         return self.probability(features) >= self.threshold
 
 
-def fit(rows: Sequence[dict[str, float]], labels: Sequence[int], max_false_refusal: float | None = None) -> dict:
+def fit(
+    rows: Sequence[dict[str, float]], labels: Sequence[int], max_false_refusal: float | None = None
+) -> dict:
     """Fit the model on dev rows (label 1 = out of scope) and choose its threshold.
 
     The two classes are weighted equally (the dev split has far fewer out-of-scope rows), and a
@@ -110,12 +112,14 @@ def fit(rows: Sequence[dict[str, float]], labels: Sequence[int], max_false_refus
     for t in sorted({round(float(v), 3) for v in np.linspace(0.05, 0.95, 19)} | {round(threshold, 3)}):
         refused = p >= t
         tp = int((refused & (y == 1)).sum())
-        curve.append({
-            "threshold": t,
-            "precision": round(tp / max(int(refused.sum()), 1), 3),
-            "recall": round(tp / max(int((y == 1).sum()), 1), 3),
-            "false_refusal_rate": round(int((refused & (y == 0)).sum()) / max(int((y == 0).sum()), 1), 3),
-        })
+        curve.append(
+            {
+                "threshold": t,
+                "precision": round(tp / max(int(refused.sum()), 1), 3),
+                "recall": round(tp / max(int((y == 1).sum()), 1), 3),
+                "false_refusal_rate": round(int((refused & (y == 0)).sum()) / max(int((y == 0).sum()), 1), 3),
+            }
+        )
     refused = p >= threshold
     return {
         "features": list(FEATURES),

@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
 
 MAX_PARTS = 4
 # Zipf frequency (log10 of uses per billion words) at or above which a word is everyday English:
@@ -73,7 +73,16 @@ class QuestionAnalysis:
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    return frozenset(ENGLISH_STOP_WORDS) | {"i'm", "we're", "i've", "we've", "don't", "it's", "what's", "let's"}
+    return frozenset(ENGLISH_STOP_WORDS) | {
+        "i'm",
+        "we're",
+        "i've",
+        "we've",
+        "don't",
+        "it's",
+        "what's",
+        "let's",
+    }
 
 
 @lru_cache(maxsize=65536)
@@ -117,16 +126,26 @@ def split_parts(question: str) -> list[str]:
 # The interrogatives and what each expects; the earliest in a question decides ("How did they decide
 # who to target?" is a how question, "Roughly how much did it cost?" an amount).
 _OPENERS = [
-    (r"how (many|much|long|often|big|large|far|quickly|fast)\b|what (percentage|proportion|share|number|figure)\b",
-     "number"),
+    (
+        (
+            r"how (many|much|long|often|big|large|far|quickly|fast)\b"
+            r"|what (percentage|proportion|share|number|figure)\b"
+        ),
+        "number",
+    ),
     (r"when\b|what (year|date)\b|which year\b|since when\b", "date"),
     (r"who\b|whom\b|whose\b|which (organisation|organization|company|charity|body|team|trust)s?\b", "who"),
-    (r"which\b|list\b|name\b|(give|show) me\b|examples?\b|what (are|were) the\b|any (cases?|examples?)\b",
-     "list"),
+    (
+        r"which\b|list\b|name\b|(give|show) me\b|examples?\b|what (are|were) the\b|any (cases?|examples?)\b",
+        "list",
+    ),
     (r"how\b|why\b|what\b|where\b|should\b|could\b|can\b|would\b", "how"),
     (r"(is|are|was|were|do|does|did|will|has|have|had)\b", "yes_no"),
 ]
-_MONEY_ASKED = re.compile(r"£|\b(cost|costs|price|priced|charge|charges|fee|fees|spend|spent|budget|funding|grant|investment)\b|how much .*\bpaid?\b")
+_MONEY_ASKED = re.compile(
+    r"£|\b(cost|costs|price|priced|charge|charges|fee|fees|spend|spent|budget|funding|grant|investment)\b"
+    r"|how much .*\bpaid?\b"
+)
 
 
 def answer_type(question: str) -> str:
@@ -138,20 +157,27 @@ def answer_type(question: str) -> str:
         if m:
             found.append((m.start(), _OPENERS.index((pattern, kind)), kind))
     kind = min(found)[2] if found else "how"
-    if kind in ("number", "how") and _MONEY_ASKED.search(q) and re.search(r"\bhow much\b|\bwhat\b|\bprice\b|£", q):
+    if (
+        kind in ("number", "how")
+        and _MONEY_ASKED.search(q)
+        and re.search(r"\bhow much\b|\bwhat\b|\bprice\b|£", q)
+    ):
         # "How much did it cost?", "What does Lantum charge?": an amount of money
         if kind == "number" or not re.search(r"\b(how|why) (do|does|did|should|can|could|would)\b", q):
             return "amount"
     return kind
 
 
-def named_things(question: str, case_names: dict[str, Iterable[str]] | None = None) -> tuple[list[str], list[str]]:
+def named_things(
+    question: str, case_names: dict[str, Iterable[str]] | None = None
+) -> tuple[list[str], list[str]]:
     """(names mentioned, catalogue cases among them): case names and aliases, acronyms, capitalised names."""
     named: list[str] = []
     cases: list[str] = []
     if case_names:
         spellings = sorted(
-            ((s, case) for case, aliases in case_names.items() for s in {case, *aliases}), key=lambda p: -len(p[0])
+            ((s, case) for case, aliases in case_names.items() for s in {case, *aliases}),
+            key=lambda p: -len(p[0]),
         )
         taken = question
         for spelling, case in spellings:

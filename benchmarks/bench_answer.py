@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_spine import percentile, write_results  # noqa: E402
+from bench_spine import percentile, write_results
 
-from advisor.config import Settings, force_offline  # noqa: E402
+from advisor.config import Settings, force_offline
 
 
 def main() -> None:
@@ -31,7 +31,9 @@ def main() -> None:
 
     advisor = build_advisor(Settings())
     advisor.ensure_index()
-    questions = [json.loads(line)["user_input"] for line in (ROOT / "eval_sets" / "dev.jsonl").open(encoding="utf-8")]
+    questions = [
+        json.loads(line)["user_input"] for line in (ROOT / "eval_sets" / "dev.jsonl").open(encoding="utf-8")
+    ]
     for q in questions:  # warm-up round
         advisor.ask(q)
     total, answer, retrieve = [], [], []

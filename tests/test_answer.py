@@ -17,7 +17,10 @@ def test_a_sentence_that_leans_back_brings_the_one_before(built_advisor):
     assert not answer.refused
     quote = answer.citations[0].quote
     # "It was this that finally won over..." alone does not say what "this" is
-    assert quote.startswith("But the feedback from their first course") and "It was this that finally won" in quote
+    assert (
+        quote.startswith("But the feedback from their first course")
+        and "It was this that finally won" in quote
+    )
     assert quote in answer.citations[0].passage.chunk.text  # still verbatim
 
 
@@ -55,8 +58,10 @@ def test_a_detail_the_reports_do_not_give_is_named(built_advisor):
 
 
 def test_an_uncovered_part_is_named_and_parts_beyond_the_cap_are_reported(built_advisor):
-    question = ("When did ERAS+ start? Who paid for it? How many patients? What was the outcome? "
-                "Did it spread? Which trusts use it today?")
+    question = (
+        "When did ERAS+ start? Who paid for it? How many patients? What was the outcome? "
+        "Did it spread? Which trusts use it today?"
+    )
     answer = built_advisor.ask(question)
     assert not answer.refused
     assert answer.analysis["dropped_parts"] == 2
@@ -66,7 +71,10 @@ def test_an_uncovered_part_is_named_and_parts_beyond_the_cap_are_reported(built_
 
 @pytest.mark.parametrize(
     "question,text",
-    [("what is it?", NO_CONTENT_TEXT), ("¿Cómo puedo escalar mi innovación en el sistema de salud?", NOT_ENGLISH_TEXT)],
+    [
+        ("what is it?", NO_CONTENT_TEXT),
+        ("¿Cómo puedo escalar mi innovación en el sistema de salud?", NOT_ENGLISH_TEXT),
+    ],
 )
 def test_questions_without_content_or_in_another_language_get_a_clear_reply(built_advisor, question, text):
     answer = built_advisor.ask(question)
@@ -84,7 +92,10 @@ def test_the_json_record_explains_the_reading_and_each_choice(built_advisor):
     analysis = record["analysis"]
     assert analysis["parts"] == ["How many sites use PKB", "why did they start in the NHS?"]
     assert analysis["part_types"] == ["number", "how"] and analysis["cases"] == ["Patients Know Best"]
-    assert set(FEATURES) <= set(analysis["coverage"]) and 0 <= analysis["coverage"]["not_covered_probability"] <= 1
+    assert (
+        set(FEATURES) <= set(analysis["coverage"])
+        and 0 <= analysis["coverage"]["not_covered_probability"] <= 1
+    )
     for sentence in record["sentences"]:
         assert {"similarity", "specificity", "score"} <= set(sentence["scores"]) and sentence["label"]
     json.dumps(record)  # all of it serialisable
@@ -131,13 +142,22 @@ def test_a_damaged_model_file_falls_back_to_the_floors(make_settings, built_sett
 
 def test_a_part_that_leans_on_the_rest_is_not_reported_as_uncovered(built_advisor):
     # "who endorsed it?" has one content word of its own: it is judged with the whole question
-    answer = built_advisor.ask("When did the NHS Confederation put out its guide on scaling innovation, and who endorsed it?")
+    answer = built_advisor.ask(
+        "When did the NHS Confederation put out its guide on scaling innovation, and who endorsed it?"
+    )
     assert answer.analysis["parts"][1] == "who endorsed it?"
     assert not any("do not cover this part" in n for n in answer.notes)
     # a part with content of its own that the reports do not cover is named
-    mixed = built_advisor.ask("What is the ambulance response time target, and how did DAFNE win over consultants?")
+    mixed = built_advisor.ask(
+        "What is the ambulance response time target, and how did DAFNE win over consultants?"
+    )
     assert not mixed.refused
-    assert mixed.notes == ("The reports do not cover this part of the question: “What is the ambulance response time target”.",)
+    assert mixed.notes == (
+        (
+            "The reports do not cover this part of the question: "
+            "“What is the ambulance response time target”."
+        ),
+    )
 
 
 def test_calibrate_refuses_to_fit_on_the_test_split(monkeypatch, tmp_path):

@@ -24,7 +24,9 @@ PKB = "PKB is currently in use in over 200 sites across seven countries."
 def _record(sentences, passages, cited=(1,), refused=False, answer=None):
     """An advisor record: `sentences` cite marker 1 -> the first passage (`cited` chooses markers)."""
     return {
-        "question": "q", "refused": refused, "backend": "extractive",
+        "question": "q",
+        "refused": refused,
+        "backend": "extractive",
         "answer": answer if answer is not None else " ".join(sentences),
         "sentences": [{"text": s, "markers": list(cited), "verdict": "supported"} for s in sentences],
         "citations": [{"marker": i, "chunk_id": f"c{i}", "quote": ""} for i in range(1, len(passages) + 1)],
@@ -33,7 +35,10 @@ def _record(sentences, passages, cited=(1,), refused=False, answer=None):
 
 
 def test_key_facts_are_numbers_and_names_not_the_question_s_own():
-    reference = "PKB is in use in over 200 sites across seven countries; it was founded by Mohammad Al-Ubaydli in 2008."
+    reference = (
+        "PKB is in use in over 200 sites across seven countries; "
+        "it was founded by Mohammad Al-Ubaydli in 2008."
+    )
     facts = key_facts(reference, "In how many sites is Patients Know Best used?", CORPUS)
     assert facts == ["200", "2008", "7", "pkb", "mohammad al ubaydli"]
     # a name or number the question states is not a fact the answer has to carry
@@ -51,7 +56,9 @@ def test_key_fact_recall_counts_what_the_answer_carries():
     reference = "PKB is in use in over 200 sites across seven countries."
     assert key_fact_recall(reference, "How widely is it used?", PKB, CORPUS) == 1.0
     assert key_fact_recall(reference, "How widely is it used?", "It is used in 20 sites.", CORPUS) == 0.0
-    assert key_fact_recall(reference, "How widely is it used?", "PKB is in 200 places.", CORPUS) == pytest.approx(2 / 3)
+    assert key_fact_recall(
+        reference, "How widely is it used?", "PKB is in 200 places.", CORPUS
+    ) == pytest.approx(2 / 3)
     assert math.isnan(key_fact_recall("It depends on local leaders.", "Why?", "Anything.", CORPUS))
 
 
@@ -98,8 +105,16 @@ def test_summary_has_the_answered_refused_table_by_sort():
     refused = {"a": False, "b": True, "c": True, "d": False, "e": True}
     records = {i: {"refused": r, "backend": "extractive"} for i, r in refused.items()}
     summary = summarise(items, records, {i: {} for i in refused}, {})
-    assert summary["confusion"] == {"in_scope": {"answered": 1, "refused": 1}, "out_of_scope": {"answered": 1, "refused": 2}}
-    assert summary["refusal"]["by_sort"]["missing_detail"] == {"n": 2, "refused": 1, "answered": 1, "refused_rate": 0.5}
+    assert summary["confusion"] == {
+        "in_scope": {"answered": 1, "refused": 1},
+        "out_of_scope": {"answered": 1, "refused": 2},
+    }
+    assert summary["refusal"]["by_sort"]["missing_detail"] == {
+        "n": 2,
+        "refused": 1,
+        "answered": 1,
+        "refused_rate": 0.5,
+    }
     assert summary["by_kind"]["fact"]["refused"] == 1 and summary["by_kind"]["fact"]["answered"] == 1
 
 
@@ -113,7 +128,11 @@ def test_citation_faithfulness_is_labelled_a_guard_for_the_extractive_answerer_o
 
 def test_paired_compares_the_same_rows_only():
     ours = {"a": {"semantic_similarity": 0.9}, "b": {}, "c": {"semantic_similarity": 0.5}}  # b: refused
-    theirs = {"a": {"semantic_similarity": 0.3}, "b": {"semantic_similarity": 0.8}, "c": {"semantic_similarity": 0.5}}
+    theirs = {
+        "a": {"semantic_similarity": 0.3},
+        "b": {"semantic_similarity": 0.8},
+        "c": {"semantic_similarity": 0.5},
+    }
     result = paired(ours, theirs, ["semantic_similarity"])
     assert result == {"semantic_similarity": {"n": 2, "advisor": 0.7, "baseline": 0.4}}
 
@@ -127,10 +146,20 @@ def test_guards_fail_with_their_own_label():
 def test_the_coverage_curve_is_read_from_the_records():
     from advisor.evaluation import coverage_curve
 
-    items = [EvalItem(id=i, user_input=i, kind=k) for i, k in
-             (("a", "fact"), ("b", "advice"), ("c", "out_of_scope"), ("d", "out_of_scope"), ("e", "aggregate"))]
+    items = [
+        EvalItem(id=i, user_input=i, kind=k)
+        for i, k in (
+            ("a", "fact"),
+            ("b", "advice"),
+            ("c", "out_of_scope"),
+            ("d", "out_of_scope"),
+            ("e", "aggregate"),
+        )
+    ]
     p = {"a": 0.1, "b": 0.6, "c": 0.7, "d": 0.3}
-    records = {i: {"refused": False, "analysis": {"coverage": {"not_covered_probability": v}}} for i, v in p.items()}
+    records = {
+        i: {"refused": False, "analysis": {"coverage": {"not_covered_probability": v}}} for i, v in p.items()
+    }
     records["e"] = {"refused": False}  # answered from the catalogue: no probability, left out
     at = {c["threshold"]: c for c in coverage_curve(items, records)}
     assert at[0.5] == {"threshold": 0.5, "precision": 0.5, "recall": 0.5, "false_refusal_rate": 0.5}

@@ -37,7 +37,8 @@ def test_answer_type_follows_the_question_s_grammar(question, kind):
 
 def test_a_question_is_split_into_its_parts():
     assert split_parts("How many sites use PKB, and how long did it take to get there?") == [
-        "How many sites use PKB", "how long did it take to get there?"
+        "How many sites use PKB",
+        "how long did it take to get there?",
     ]
     assert split_parts("Who paid for it? When did it start?") == ["Who paid for it?", "When did it start?"]
     # "and" inside one question does not split it
@@ -45,8 +46,10 @@ def test_a_question_is_split_into_its_parts():
 
 
 def test_parts_are_capped_and_the_rest_counted():
-    question = ("When did ERAS+ start? Who paid for it? How many patients? What was the outcome? Did it spread? "
-                "Which trusts use it today?")
+    question = (
+        "When did ERAS+ start? Who paid for it? How many patients? What was the outcome? Did it spread? "
+        "Which trusts use it today?"
+    )
     analysis = analyse(question, NAMES)
     assert len(analysis.parts) == MAX_PARTS
     assert analysis.dropped_parts == 2
