@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     # issue 13: the calibrated coverage decision (advisor/models/coverage.json, fit on dev by
     # `advisor calibrate`); an empty value falls back to the floors above
     coverage_model: Path | None = Path(__file__).parent / "models" / "coverage.json"
-    specificity_weight: float = Field(0.5, ge=0.0, le=1.0)  # share of the centred cosine in a sentence's score (dev)
+    # share of the centred cosine in a sentence's score (tuned on dev)
+    specificity_weight: float = Field(0.5, ge=0.0, le=1.0)
     advice_points: int = Field(5, ge=1, le=8)  # points an advice answer gives, distinct passages (dev)
     name_mask_weight: float = Field(1.0, ge=0.0, le=1.0)  # closeness from the question less its names (dev)
 
