@@ -230,6 +230,19 @@ class Advisor:
         assert answer is not None
         return answer
 
+    def search(
+        self,
+        question: str,
+        history: list[Any] | None = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+    ) -> tuple[str, Any, list[Passage]]:
+        """(standalone query, its vector, the retrieved passages): what every answerer reads."""
+        query = self.condense(question, history)
+        query_vector = self.embedder.encode([query])[0]
+        passages = self.retriever.retrieve(query, k=k, filters=filters, query_vector=query_vector)
+        return query, query_vector, passages
+
     def stream(
         self,
         question: str,
@@ -250,9 +263,7 @@ class Advisor:
             elapsed = (time.perf_counter() - t0) * 1000
             yield _with_timings(listed, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
             return
-        query = self.condense(question, history)
-        query_vector = self.embedder.encode([query])[0]
-        passages = self.retriever.retrieve(query, k=k, filters=filters, query_vector=query_vector)
+        query, query_vector, passages = self.search(question, history, filters, k)
         t1 = time.perf_counter()
         if self.llm_answerer is not None:
             answer = None

@@ -26,25 +26,23 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from advisor.answer_metrics import numbers
 from advisor.coverage import CoverageModel
 from advisor.question import QuestionAnalysis, analyse, content_words
 from advisor.retrieval import lexical_text, tokenize
 from advisor.sentences import sentence_spans
 from advisor.store import SentenceIndex
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
-from advisor.words import stem
+from advisor.words import numbers, stem
 
 REFUSAL_TEXT = (
     "The reports in the advisor's library do not cover this question closely enough "
     "to answer it with evidence."
 )
 UNKNOWN_TERMS_TEXT = " The reports never mention: {terms}."
-UNMATCHED_TERMS_TEXT = " The closest passages do not mention: {terms}."
 MISSING_DETAIL_TEXT = "The reports describe {things} but do not give {detail}."
 CLOSEST_TOPICS_TEXT = " The closest topics they do cover: {topics}."
 UNCOVERED_PART_TEXT = "The reports do not cover this part of the question: \u201c{part}\u201d."
@@ -115,9 +113,19 @@ class ScoredSentence:
     score: float  # the selection score
     specific: float = 0.0  # cosine after removing the reports' shared direction
     part: int = 0  # the part of the question it is closest to
-    scores: dict = field(default_factory=dict)
+    overlap: float = 0.0  # share of the query's words it holds
     part_similarity: tuple[float, ...] = ()  # cosine with each part of a question of several parts
     part_specific: tuple[float, ...] = ()
+    asked_similarity: float | None = None  # cosine with the question less its names (`_refocus`)
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Why it was chosen, as the JSON record shows it."""
+        out = {"similarity": self.similarity, "specificity": self.specific, "overlap": self.overlap,
+               "score": self.score}
+        if self.asked_similarity is not None:
+            out["asked_similarity"] = self.asked_similarity
+        return {k: round(v, 4) for k, v in out.items()}
 
 
 class ExtractiveAnswerer:
@@ -155,9 +163,8 @@ class ExtractiveAnswerer:
         self.redundancy = redundancy  # skip a sentence this similar to one already chosen
         self.coverage = coverage
         self.case_names = case_names or {}
-        self.encode = (
-            encode  # texts -> unit vectors (the question's parts); None: parts share the query vector
-        )
+        # texts -> unit vectors (the question's parts); None: the parts share the query vector
+        self.encode = encode
         self.specificity_weight = specificity_weight
         self.type_bonus = type_bonus
         self.other_case_penalty = other_case_penalty
@@ -225,10 +232,9 @@ class ExtractiveAnswerer:
         """What a reader checks to see whether the evidence covers the question (or one part)."""
         # a part is covered by any evidence close to it, not only by the sentences closest to it of all parts
         per_part = part is not None and all(c.part_similarity for c in candidates)
-        pool = candidates
-        closeness = {id(c): (c.part_similarity[part] if per_part else c.similarity) for c in pool}
+        closeness = {id(c): (c.part_similarity[part] if per_part else c.similarity) for c in candidates}
         sims = sorted(closeness.values(), reverse=True)
-        specific = max(((c.part_specific[part] if per_part else c.specific) for c in pool), default=0.0)
+        specific = max(((c.part_specific[part] if per_part else c.specific) for c in candidates), default=0.0)
         found: set[str] = set()
         if self.terms is not None:
             for passage in passages:
@@ -253,7 +259,7 @@ class ExtractiveAnswerer:
             any(p.chunk.case_study == case for p in passages) for case in analysis.cases
         ]
         kind = analysis.part_types[part] if part is not None and analysis.part_types else analysis.answer_type
-        close = sorted(pool, key=lambda c: -closeness[id(c)])[:5]
+        close = sorted(candidates, key=lambda c: -closeness[id(c)])[:5]
         satisfied = (
             float(any(_states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
         )
@@ -305,7 +311,8 @@ class ExtractiveAnswerer:
 
     def _refusal(self, question, query, passages, analysis, features, record) -> Answer:
         text = REFUSAL_TEXT
-        named = [n for n in analysis.named if n.lower() in " ".join(p.chunk.text.lower() for p in passages)]
+        evidence = " ".join(p.chunk.text.lower() for p in passages)
+        named = [n for n in analysis.named if n.lower() in evidence]
         named += [
             c for c in analysis.cases if any(p.chunk.case_study == c for p in passages) and c not in named
         ]
@@ -380,13 +387,7 @@ class ExtractiveAnswerer:
         for cand, sim in zip(candidates, sims.tolist()):
             closeness = (1 - w) * cand.similarity + w * sim
             score = cand.score + (1 - self.specificity_weight) * (closeness - cand.similarity)
-            out.append(
-                replace(
-                    cand,
-                    score=score,
-                    scores={**cand.scores, "asked_similarity": round(sim, 4), "score": round(score, 4)},
-                )
-            )
+            out.append(replace(cand, score=score, asked_similarity=sim))
         return out
 
     def _centre(self, vector: np.ndarray) -> np.ndarray:
@@ -454,12 +455,7 @@ class ExtractiveAnswerer:
                         score,
                         spec,
                         part,
-                        {
-                            "similarity": round(closeness, 4),
-                            "specificity": round(spec, 4),
-                            "overlap": round(overlap, 4),
-                            "score": round(score, 4),
-                        },
+                        overlap,
                         tuple(by_part[:, j].tolist()) if by_part is not None else (),
                         tuple(specific_parts[:, j].tolist()) if specific_parts is not None else (),
                     )
@@ -554,10 +550,8 @@ class ExtractiveAnswerer:
                 )
             )
             parts.append(f"{label}: {text} [{marker}]" if label else f"{text} [{marker}]")
-        layout = "\n".join(f"- {p}" for p in parts) if len(parts) > 1 else "".join(parts)
-        text = layout
         return Answer(
-            text=text,
+            text="\n".join(f"- {p}" for p in parts) if len(parts) > 1 else "".join(parts),
             citations=tuple(citations),
             refused=False,
             sentences=tuple(sentences),

@@ -22,15 +22,8 @@ import typing as t
 from functools import cache
 from pathlib import Path
 
-# number words as they appear in the reports' prose ("seven countries", "twenty sites")
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate((
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-        "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
-    ))
-}
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
+from advisor.words import numbers
+
 # a run of capitalised words (with the small words that join names: "Point of Care Foundation")
 _NAME = re.compile(
     r"\b(?:[A-Z][\w'’+-]*|[A-Z]{2,}[\w+-]*)(?:\s+(?:(?:of|and|for|the|in|&)\s+)?(?:[A-Z][\w'’+-]*))*"
@@ -45,13 +38,6 @@ def _fold(text: str) -> str:
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,200 -> 1200
     text = re.sub(r"[^\w\s+.%£$]|(?<!\d)\.|\.(?!\d)", " ", text)
     return re.sub(r"\s+", " ", text).strip()
-
-
-def numbers(text: str) -> set[str]:
-    """The numbers a text states, digits or number words, normalised ("1,200" -> "1200", "seven" -> "7")."""
-    found = {m.group().replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)}
-    found |= {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
-    return found
 
 
 @cache

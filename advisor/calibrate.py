@@ -24,9 +24,7 @@ def collect(advisor, items) -> tuple[list[dict], list[int]]:
     for item in items:
         if not item.kind:
             continue
-        query = advisor.condense(item.user_input)
-        vector = advisor.embedder.encode([query])[0]
-        passages = advisor.retriever.retrieve(query, query_vector=vector)
+        query, vector, passages = advisor.search(item.user_input)
         rows.append(extractive.features(item.user_input, query, vector, passages))
         labels.append(int(item.kind == "out_of_scope"))
     return rows, labels

@@ -75,7 +75,7 @@ def quote_found(quote: str, passages: t.Iterable[str]) -> bool:
     """
     from rapidfuzz import fuzz
 
-    from advisor.answer_metrics import numbers
+    from advisor.words import numbers
 
     needle = fold(quote)
     if not needle:

@@ -152,10 +152,10 @@ def answer_type(question: str) -> str:
     """The kind of answer a question expects, from its earliest interrogative (and money words)."""
     q = question.lower()
     found = []
-    for pattern, kind in _OPENERS:
+    for order, (pattern, kind) in enumerate(_OPENERS):
         m = re.search(rf"\b(?:{pattern})", q)
         if m:
-            found.append((m.start(), _OPENERS.index((pattern, kind)), kind))
+            found.append((m.start(), order, kind))
     kind = min(found)[2] if found else "how"
     if (
         kind in ("number", "how")

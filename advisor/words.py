@@ -1,5 +1,6 @@
 """Word forms: the light inflectional stem shared by the refusal gate (`advisor.answer`) and
-the catalogue's reading of questions across cases (`advisor.cases`).
+the catalogue's reading of questions across cases (`advisor.cases`), and the numbers a text states
+(the answer stage and the evaluation's key facts and quote matching).
 
 Kept apart from `advisor.retrieval` (whose `tokenize` produces the terms it is applied to) so
 that `advisor cases` does not import the retrieval stack.
@@ -7,6 +8,7 @@ that `advisor cases` does not import the retrieval stack.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 # Inflections stripped by `stem`, longest first; a stem keeps at least three letters.
@@ -28,3 +30,21 @@ def stem(term: str) -> str:
     if len(term) > 3 and term.endswith("e"):
         term = term[:-1]
     return term
+
+
+# number words as they appear in the reports' prose ("seven countries", "twenty sites")
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate((
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+    ))
+}
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers a text states, digits or number words, normalised ("1,200" -> "1200", "seven" -> "7")."""
+    found = {m.group().replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)}
+    found |= {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
+    return found
