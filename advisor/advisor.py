@@ -112,14 +112,14 @@ class Advisor:
         state = self.store.state()
         if state is None:
             return False
-        chunks = self.store.load_chunks(state)
+        chunks, vectors = self.store.load_chunk_vectors(state)
         sentences = self.store.load_sentences(state)
-        snapshot = IndexSnapshot.build(state, chunks)
+        snapshot = IndexSnapshot.build(state, chunks, vectors)
         s = self.settings
         with self._lock:
             self._snapshot = snapshot
             self._retriever = HybridRetriever(
-                self.store, self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document,
+                self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document,
                 sentences=sentences, rerank_pool=s.rerank_pool, sentence_weight=s.sentence_weight,
             )
             self._extractive = ExtractiveAnswerer(

@@ -20,7 +20,7 @@ import numpy as np
 
 from advisor.config import Settings, force_offline
 from advisor.errors import ConfigError, IndexMissingError
-from advisor.types import Chunk, Filters
+from advisor.types import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +96,6 @@ def _chunk_meta(chunk: Chunk) -> dict[str, Any]:
     return {k: v for k, v in chunk.meta.items() if isinstance(v, (str, int, float, bool))}
 
 
-def _where(filters: Filters | None) -> dict | None:
-    if not filters:
-        return None
-    clauses = []
-    if filters.sources:
-        clauses.append({"source": {"$in": list(filters.sources)}})
-    if filters.case_studies:
-        clauses.append({"case_study": {"$in": list(filters.case_studies)}})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
 class ChromaStore:
     """Reads and writes index generations in one Chroma database."""
 
@@ -148,14 +137,19 @@ class ChromaStore:
 
     def load_chunks(self, state: IndexState) -> list[Chunk]:
         """Every chunk of a generation, in document order."""
+        return self.load_chunk_vectors(state)[0]
+
+    def load_chunk_vectors(self, state: IndexState) -> tuple[list[Chunk], np.ndarray]:
+        """Every chunk of a generation, in document order, with its vector (one row each)."""
         chunks_col, _ = self._collections(state.generation)
-        got = self._get_all(chunks_col, include=["documents", "metadatas"])
-        chunks = [
-            Chunk(id=i, doc_id=str(m.get("source", "")), text=d, meta=dict(m))
-            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+        got = self._get_all(chunks_col, include=["documents", "metadatas", "embeddings"])
+        rows = [
+            (Chunk(id=i, doc_id=str(m.get("source", "")), text=d, meta=dict(m)), e)
+            for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
         ]
-        chunks.sort(key=lambda c: (c.source, int(c.meta.get("chunk_index", 0))))
-        return chunks
+        rows.sort(key=lambda row: (row[0].source, int(row[0].meta.get("chunk_index", 0))))
+        vectors = np.asarray([e for _, e in rows], dtype=np.float32)
+        return [c for c, _ in rows], vectors.reshape(len(rows), -1) if rows else vectors.reshape(0, 0)
 
     def load_sentences(self, state: IndexState) -> SentenceIndex:
         """Every sentence of a generation with its vector."""
@@ -176,19 +170,6 @@ class ChromaStore:
             vectors=vectors,
             by_chunk={k: np.array(v, dtype=np.int64) for k, v in by_chunk.items()},
         )
-
-    def query(
-        self, state: IndexState, vector: np.ndarray, n: int, filters: Filters | None = None
-    ) -> list[tuple[str, float]]:
-        """Nearest chunks to a query vector: (chunk id, cosine similarity), best first."""
-        chunks_col, _ = self._collections(state.generation)
-        n = max(1, min(n, chunks_col.count()))
-        result = chunks_col.query(
-            query_embeddings=[vector.tolist()], n_results=n, where=_where(filters), include=["distances"]
-        )
-        ids = result["ids"][0]
-        distances = result["distances"][0]
-        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
 
     @staticmethod
     def _get_all(collection, include: list[str], where: dict | None = None) -> dict[str, list]:

@@ -1,8 +1,10 @@
-"""The hybrid retriever's sentence re-ranking, on the real bundled index."""
+"""The hybrid retriever on the real bundled index: exact dense candidates and sentence re-ranking."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from advisor.types import Filters
 
 QUESTION = "How many peer reviewed studies have been published on KardiaMobile?"
 
@@ -37,3 +39,38 @@ def test_a_zero_sentence_weight_leaves_the_fused_ranking_alone(built_advisor):
     scores = [p.score for p in passages]
     assert scores == sorted(scores, reverse=True)
     assert all(p.score <= 2.0 / (built_advisor.retriever.rrf_k + 1) for p in passages)
+
+
+def _exact_top(advisor, question: str, n: int, source: str | None = None) -> list[str]:
+    """The n chunk ids closest to the question, computed from the vectors Chroma holds."""
+    chunks_col, _ = advisor.store._collections(advisor.store.state().generation)
+    got = chunks_col.get(include=["embeddings", "metadatas"], where={"source": source} if source else None)
+    vectors = np.asarray(got["embeddings"], dtype=np.float64)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = advisor.embedder.encode([question])[0].astype(np.float64)
+    sims = vectors @ (query / np.linalg.norm(query))
+    return [got["ids"][i] for i in np.argsort(-sims)[:n]]
+
+
+def test_dense_candidates_are_the_exact_nearest_chunks(built_advisor):
+    """Every dense candidate list equals a brute-force cosine ranking of the stored vectors
+    (the snapshot's vectors line up with its chunks, and nothing approximate is in the way)."""
+    retriever = built_advisor.retriever
+    questions = [
+        QUESTION,
+        "We're a small team with a diabetes app; how do we get a commissioner to notice us?",
+        "What evidence did the NHS want before paying for a new device?",
+    ]
+    for question in questions:
+        vector = built_advisor.embedder.encode([question])[0]
+        assert retriever._dense(vector, None) == _exact_top(built_advisor, question, retriever.candidates)
+
+
+def test_a_filter_narrows_dense_candidates_to_the_exact_nearest_of_that_report(built_advisor):
+    retriever = built_advisor.retriever
+    source = retriever.snapshot.chunks[0].source
+    vector = built_advisor.embedder.encode([QUESTION])[0]
+    dense = retriever._dense(vector, Filters(sources=(source,)))
+    own = [c for c in retriever.snapshot.chunks if c.source == source]
+    assert len(dense) == min(retriever.candidates, len(own))
+    assert dense == _exact_top(built_advisor, QUESTION, retriever.candidates, source=source)
