@@ -195,6 +195,13 @@ class Advisor:
         return self._retriever
 
     @property
+    def index(self) -> IndexSnapshot:
+        """The published index as loaded: its generation, chunks and vectors."""
+        self._require_index()
+        assert self._snapshot is not None
+        return self._snapshot
+
+    @property
     def extractive(self) -> ExtractiveAnswerer:
         self._require_index()
         assert self._extractive is not None
@@ -257,7 +264,7 @@ class Advisor:
         self._refresh_if_republished()
         # Issue 8: a question across case studies is answered from the catalogue, one cited row per case.
         catalogue = self.case_catalogue.current
-        listed = catalogue.answer(question, self, filters) if catalogue is not None else None
+        listed = catalogue.answer(question, self.index, filters) if catalogue is not None else None
         if listed is not None:
             yield listed.text
             elapsed = (time.perf_counter() - t0) * 1000
@@ -279,6 +286,19 @@ class Advisor:
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         yield _with_timings(answer, timings)
+
+    def cases_like_mine(self, situation: str, filters: Filters | None = None) -> Answer:
+        """The case studies most like a described situation, from the catalogue, cited."""
+        t0 = time.perf_counter()
+        situation = clean_question(situation, self.settings.max_question_chars)
+        self._require_index()
+        self._refresh_if_republished()
+        catalogue = self.case_catalogue.current
+        if catalogue is None:
+            raise AdvisorError("The case-study catalogue is not available; see the log for why.")
+        answer = catalogue.like_answer(situation, self.index, filters)
+        elapsed = (time.perf_counter() - t0) * 1000
+        return _with_timings(answer, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
 
     # ---- what is indexed -------------------------------------------------------------
     def sources(self) -> list[DocumentSummary]:

@@ -32,11 +32,12 @@ import numpy as np
 
 from advisor.coverage import CoverageModel
 from advisor.question import QuestionAnalysis, analyse, content_words
-from advisor.retrieval import lexical_text, tokenize
+from advisor.retrieval import lexical_text
+from advisor.text import tokenize
 from advisor.sentences import sentence_spans
 from advisor.store import SentenceIndex
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
-from advisor.words import numbers, stem
+from advisor.text import numbers, stem
 
 REFUSAL_TEXT = (
     "The reports in the advisor's library do not cover this question closely enough "

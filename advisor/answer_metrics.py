@@ -22,7 +22,7 @@ import typing as t
 from functools import cache
 from pathlib import Path
 
-from advisor.words import numbers
+from advisor.text import numbers, stem
 
 # a run of capitalised words (with the small words that join names: "Point of Care Foundation")
 _NAME = re.compile(
@@ -128,8 +128,6 @@ def common_corpus_words(corpus_dir: str, share: float = 0.2) -> frozenset[str]:
     Sharing only these with the reference shows a sentence is on the reports' topic, not that it
     carries the answer.
     """
-    from advisor.words import stem
-
     windows: list[set[str]] = []
     for path in sorted(Path(corpus_dir).glob("*.txt")):
         words = _WORD.findall(path.read_text(encoding="utf-8").lower())
@@ -143,8 +141,6 @@ def common_corpus_words(corpus_dir: str, share: float = 0.2) -> frozenset[str]:
 
 def content_words(text: str, exclude: t.Collection[str] = ()) -> set[str]:
     """Stemmed words of a text that carry content: not stop words, not in `exclude`."""
-    from advisor.words import stem
-
     stops = _stop_words()
     out = set()
     for w in _WORD.findall(text.lower().replace("’", "'")):

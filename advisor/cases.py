@@ -27,7 +27,7 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 import yaml
@@ -35,8 +35,9 @@ import yaml
 from advisor.chunking import locate_case_studies
 from advisor.corpus import Manifest
 from advisor.errors import CatalogueError
-from advisor.types import Answer, AnswerSentence, Chunk, Citation, Filters, Passage
-from advisor.words import stem
+from advisor.types import Answer, AnswerSentence, CaseRow, Chunk, Citation, Filters, Passage, Route
+from advisor.text import MD_LINK as _MD_LINK
+from advisor.text import normalise_space, stem
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,6 @@ NO_SIMILAR_CASE = (
     "case is close to it in meaning. Try naming the kind of innovation and the setting."
 )
 _MIN_QUOTE_WORDS = 3
-_SPACE = re.compile(r"\s+")
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # web extractions: "[engagement events](#)" reads "engagement events"
-
-
-def normalise_space(text: str) -> str:
-    """Text with every run of white space (line breaks, no-break spaces) as one space."""
-    return _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
 
 
 # ---- the catalogue's data ------------------------------------------------------------
@@ -539,6 +533,16 @@ _RELATION = frozenset(
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 
 
+class IndexView(Protocol):
+    """What the catalogue reads of the published index: its generation and its chunks."""
+
+    @property
+    def generation(self) -> str: ...
+
+    @property
+    def chunks(self) -> Sequence[Chunk]: ...
+
+
 class CaseCatalogue:
     """The catalogued case studies: filter by tags, rank "cases like mine", answer across cases."""
 
@@ -749,19 +753,20 @@ class CaseCatalogue:
                 out.append(case)
         return out
 
-    def answer(self, question: str, advisor: Any, filters: Filters | None = None) -> Answer | None:
+    def answer(self, question: str, index: IndexView, filters: Filters | None = None) -> Answer | None:
         """A cited list or table answering a question across cases, or None for other questions.
 
-        Citations point at the indexed chunks that contain each quote (`advisor._snapshot`).
+        Citations point at the chunks of `index` (the published generation) holding each quote.
         """
         query = self.read(question)
         if query is None:
             return None
+        if query.kind == "like":
+            return self.like_answer(query.text, index, filters, question=question)
         pool = [c for c in self.cases if _allowed(c, filters)]
         if not pool:
             return None
-        chunks = self.anchors(advisor)
-        builder = _AnswerBuilder(question, chunks)
+        builder = _AnswerBuilder(question, self.anchors(index))
         if query.kind == "compare":
             chosen = [c for c in pool if c.name in query.names]
             if len(chosen) < 2:
@@ -770,20 +775,6 @@ class CaseCatalogue:
             for case in chosen:
                 _compare_rows(builder, case)
             return builder.build(f"Compared {len(chosen)} case studies from the catalogue.")
-        if query.kind == "like":
-            matches = self.like(query.text, k=5, cases=pool)
-            if not matches:
-                return builder.refuse(NO_SIMILAR_CASE)
-            wanted = self.vocabulary.parse_all(query.text)
-            named = "; ".join(f"{FIELD_LABELS[f]}: {', '.join(sorted(v))}" for f, v in wanted.items())
-            builder.intro(
-                f"The {len(matches)} case {'study' if len(matches) == 1 else 'studies'} most like yours"
-                + (f" ({named})" if named else "") + ", best first:",
-                [m.case for m in matches],
-            )
-            for match in matches:
-                _like_rows(builder, match)
-            return builder.build(f"Ranked {len(matches)} similar case studies from the catalogue.")
         matched = self.matching(query, pool)
         criteria = " and ".join(
             f"{FIELD_LABELS[f]} {(' or ' if query.any_of else ' and ').join(sorted(v))}" for f, v in query.tags.items()
@@ -813,14 +804,34 @@ class CaseCatalogue:
             )
         return builder.build(note)
 
-    def anchors(self, advisor: Any) -> dict[tuple[str, str], Chunk]:
-        """(case name, quote) -> the indexed chunk holding the quote, for this index generation."""
-        snapshot = getattr(advisor, "_snapshot", None)
-        key = id(snapshot)
-        if self._anchors is not None and self._anchors[0] == key:
+    def like_answer(
+        self, situation: str, index: IndexView, filters: Filters | None = None, question: str = ""
+    ) -> Answer:
+        """The case studies most like a described situation, each with why, how it spread and
+        where it differs, cited; a refusal when none is like it."""
+        pool = [c for c in self.cases if _allowed(c, filters)]
+        builder = _AnswerBuilder(question or situation, self.anchors(index), "cases_like_mine")
+        matches = self.like(situation, k=5, cases=pool) if pool else []
+        if not matches:
+            return builder.refuse(NO_SIMILAR_CASE)
+        wanted = self.vocabulary.parse_all(situation)
+        named = "; ".join(f"{FIELD_LABELS[f]}: {', '.join(sorted(v))}" for f, v in wanted.items())
+        builder.intro(
+            f"The {len(matches)} case {'study' if len(matches) == 1 else 'studies'} most like yours"
+            + (f" ({named})" if named else "")
+            + ", best first:",
+            [m.case for m in matches],
+        )
+        for match in matches:
+            _like_rows(builder, match)
+        return builder.build(f"Ranked {len(matches)} similar case studies from the catalogue.")
+
+    def anchors(self, index: IndexView) -> dict[tuple[str, str], Chunk]:
+        """(case name, quote) -> the indexed chunk holding the quote, cached per index generation."""
+        if self._anchors is not None and self._anchors[0] == index.generation:
             return self._anchors[1]
-        anchors = anchor_quotes(self.cases, list(snapshot.chunks) if snapshot is not None else [])
-        self._anchors = (key, anchors)
+        anchors = anchor_quotes(self.cases, list(index.chunks))
+        self._anchors = (index.generation, anchors)
         return anchors
 
 
@@ -842,11 +853,15 @@ def anchor_quotes(cases: list[CaseStudy], chunks: list[Chunk]) -> dict[tuple[str
 
 # ---- answer composition ----------------------------------------------------------------
 class _AnswerBuilder:
-    """Collects cited sentences (one marker per quote) into an `Answer` of backend "catalogue"."""
+    """Collects cited rows (one marker per quote) into an `Answer` routed through the catalogue."""
 
-    def __init__(self, question: str, anchors: dict[tuple[str, str], Chunk]) -> None:
+    def __init__(
+        self, question: str, anchors: dict[tuple[str, str], Chunk], route: Route = "catalogue"
+    ) -> None:
         self.question = question
         self.anchors = anchors
+        self.route = route
+        self.rows: list[CaseRow] = []
         self.citations: list[Citation] = []
         self.passages: dict[str, Passage] = {}
         self.sentences: list[AnswerSentence] = []
@@ -878,11 +893,13 @@ class _AnswerBuilder:
         if not markers:
             return False  # never show a row whose evidence cannot be cited
         self.sentences.append(AnswerSentence(text, markers, "supported"))
+        self.rows.append(CaseRow(cited[0][0].name, text, markers))
         self.lines.append(f"- {text} " + "".join(f"[{m}]" for m in markers))
         return True
 
     def build(self, note: str, no_match: bool = False) -> Answer:
         sentences = list(self.sentences)
+        heading = self.sentences[self._intro].text if self._intro is not None else ""
         if self._intro is not None:
             # the heading rests on the rows beneath it
             every = tuple(c.marker for c in self.citations)
@@ -898,8 +915,10 @@ class _AnswerBuilder:
             refused=False,
             query=self.question,
             sentences=tuple(s for s in sentences if s.markers) if not no_match else (),
-            backend="catalogue",
             notes=(note,),
+            route=self.route,
+            heading=heading,
+            rows=tuple(self.rows),
         )
 
     def refuse(self, text: str) -> Answer:
@@ -910,8 +929,8 @@ class _AnswerBuilder:
             passages=(),
             refused=True,
             query=self.question,
-            backend="catalogue",
             notes=("Answered from the case-study catalogue.",),
+            route=self.route,
         )
 
 

@@ -37,8 +37,8 @@ from advisor.condense import RuleBasedCondenser, message_text, user_turns
 from advisor.config import Settings
 from advisor.errors import LLMUnavailableError
 from advisor.prompts import load_prompt
-from advisor.retrieval import tokenize
-from advisor.types import Answer, Chunk, Passage
+from advisor.text import tokenize
+from advisor.types import Answer, Chunk, Fallback, Passage
 
 log = logging.getLogger(__name__)
 
@@ -281,25 +281,25 @@ class LLMAnswerer:
             yield replace(
                 extractive,
                 backend=self.backend,
-                fallback="not_covered: the retrieved passages do not cover the question, so the model was not asked",
+                fallback=Fallback("not_covered", "the retrieved passages do not cover the question, so the model was not asked"),
             )
             return
 
         inputs = {"question": question, "query": query, "passages": list(passages)}
         parts: list[str] = []
-        failure: str | None = None
+        failure: Fallback | None = None
         for attempt in range(self.retries + 1):
             try:
                 for delta in bounded_stream(self.generate, inputs, self.timeout):
                     if delta:
                         parts.append(delta)
                         yield delta
-                failure = None if "".join(parts).strip() else "empty: the model returned an empty reply"
+                failure = None if "".join(parts).strip() else Fallback("empty", "the model returned an empty reply")
             except Exception as exc:
                 if not parts and _is_empty_stream(exc):
-                    failure = "empty: the model returned an empty reply"
+                    failure = Fallback("empty", "the model returned an empty reply")
                 else:
-                    failure = f"llm_unavailable: {_reason(exc)}"
+                    failure = Fallback("llm_unavailable", _reason(exc))
                 log.warning("LLM attempt %d failed: %s", attempt + 1, failure)
                 if parts or not _retryable(exc):
                     break  # text already shown cannot be taken back; some errors never heal
@@ -335,7 +335,7 @@ class LLMAnswerer:
         )
 
     def _fallback(
-        self, extractive: Answer, reason: str, note: str, streamed: bool, notes: tuple[str, ...] = ()
+        self, extractive: Answer, reason: Fallback, note: str, streamed: bool, notes: tuple[str, ...] = ()
     ) -> Iterator[str | Answer]:
         log.warning("returning the extractive answer: %s", reason)
         # Streamed model text cannot be unsaid: say plainly that what follows replaces it.

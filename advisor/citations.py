@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from advisor.retrieval import tokenize
-from advisor.sentences import normalise_space, split_sentences
-from advisor.types import AnswerSentence, Citation, Passage, Verdict
+from advisor.sentences import split_sentences
+from advisor.text import normalise_space, tokenize
+from advisor.types import AnswerSentence, Citation, Fallback, Passage, Verdict
 
 # [1] [1, 2] [1; 2] [1-3] [1–3] [ 2 ]; also "[Source 1]" which small models like to write
 MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:[,;]|[-–])\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.I)
@@ -132,7 +132,7 @@ class PolicyResult:
     text: str
     sentences: tuple[AnswerSentence, ...]
     citations: tuple[Citation, ...]
-    fallback: str | None = None
+    fallback: Fallback | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -298,19 +298,19 @@ def apply_policy(verification: Verification, policy: str, min_supported: float) 
     n = len(v.sentences)
     supported = v.count("supported")
     if n == 0:
-        return PolicyResult("", (), (), fallback="empty: the model's reply had no sentences", notes=tuple(notes))
+        return PolicyResult("", (), (), fallback=Fallback("empty", "the model's reply had no sentences"), notes=tuple(notes))
     if v.declined:
         return PolicyResult(v.text, v.sentences, v.citations, notes=tuple(notes))
     if supported == 0:
         return PolicyResult(
             v.text, v.sentences, v.citations,
-            fallback=f"unsupported: none of the {n} sentences is supported by the sources it cites",
+            fallback=Fallback("unsupported", f"none of the {n} sentences is supported by the sources it cites"),
             notes=tuple(notes),
         )
     if policy == "fallback" and supported / n < min_supported:
         return PolicyResult(
             v.text, v.sentences, v.citations,
-            fallback=f"unsupported: {supported} of {n} sentences supported (minimum {min_supported:.0%})",
+            fallback=Fallback("unsupported", f"{supported} of {n} sentences supported (minimum {min_supported:.0%})"),
             notes=tuple(notes),
         )
     if policy == "drop":

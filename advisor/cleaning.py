@@ -17,6 +17,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from advisor.text import FUSED_HEADER as _FUSED_HEADER
+from advisor.text import MD_LINK as _MD_LINK
+
 BlockKind = Literal["heading", "para", "bullet"]
 
 _BULLETS = "•●▪◦‣∙·*-–"
@@ -26,8 +29,6 @@ _DASH_CLAUSE = re.compile(r"^[–-]\s+(?=[a-z])")
 _NAV_LINE = re.compile(r"^(?:\d{1,2}\s+){2,}\d{1,2}$")
 _PAGE_NUMBER = re.compile(r"^(?:p\.?\s*)?\d{1,3}$", re.IGNORECASE)
 _TOC_LINE = re.compile(r"(?:\.{4,}|_{3,}|…{2,})\s*\d*\s*$|\t+\s*(?:p\.\s*)?\d+\s*$|\t{2,}\s*$")
-_FUSED_HEADER = re.compile(r"^(\d{1,3})([A-Z][^\d]{5,80})$")
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _ARTEFACTS = re.compile(r"\s*External link icon\s*", re.IGNORECASE)

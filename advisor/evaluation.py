@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from advisor.errors import AdvisorError
+from advisor.text import QUOTE_MATCH_MIN, fold, normalise_space, quote_found, quote_found_exact  # noqa: F401 - re-exported
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
@@ -52,51 +53,7 @@ class EvalSetError(AdvisorError):
 
 def normalise(text: str) -> str:
     """White space folded: quotes are checked against the corpus this way (hard wraps)."""
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def fold(text: str) -> str:
-    """Lower case, punctuation dropped, white space folded: how quotes meet cleaned passages."""
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
-
-
-# A reference quote counts as found in a passage when the passage holds it with at most ~15 %
-# of its characters edited (rapidfuzz partial_ratio on folded text). Cleaning drops footnote
-# markers and page furniture, and the reports repeat a sentence with small wording changes
-# (summary vs body); on the full set found quotes score >= 89 and missing ones <= 73.
-QUOTE_MATCH_MIN = 85.0
-
-
-def quote_found(quote: str, passages: t.Iterable[str]) -> bool:
-    """Whether any passage holds the quote (exactly, or nearly: see QUOTE_MATCH_MIN).
-
-    A near match must also keep every number of the quote inside the matched stretch: at 85 the
-    edit distance alone accepts "2007" for "2015" or "71" for "17".
-    """
-    from rapidfuzz import fuzz
-
-    from advisor.words import numbers
-
-    needle = fold(quote)
-    if not needle:
-        return False
-    folded = [fold(p) for p in passages]
-    if any(needle in p for p in folded):
-        return True
-    wanted = numbers(needle)
-    for p in folded:
-        match = fuzz.partial_ratio_alignment(needle, p)
-        if match is not None and match.score >= QUOTE_MATCH_MIN:
-            window = p[max(0, match.dest_start - 10) : match.dest_end + 10]
-            if wanted <= numbers(window):
-                return True
-    return False
-
-
-def quote_found_exact(quote: str, passages: t.Iterable[str]) -> bool:
-    """Whether a passage holds the quote word for word (case and punctuation folded, nothing else forgiven)."""
-    needle = fold(quote)
-    return bool(needle) and any(needle in fold(p) for p in passages)
+    return normalise_space(text)
 
 
 @dataclass(frozen=True)
@@ -390,7 +347,7 @@ def citation_faithfulness(record: dict) -> float:
     citations = {c["marker"]: c for c in record.get("citations", [])}
     supported = 0
     for sentence in sentences:
-        if record.get("backend") == "catalogue":
+        if record.get("route", "passages") != "passages":
             # a catalogue row rests on the quotes its markers cite: each must be in its cited passage
             supported += bool(sentence.get("markers")) and all(
                 m in citations and normalise(citations[m]["quote"]) in normalise(passages.get(citations[m]["chunk_id"], ""))
@@ -843,7 +800,7 @@ GUARDS = {
     "citation_faithfulness": "true by construction for the extractive answerer and the catalogue: every "
     "sentence is a verbatim quote of the passage it cites; kept as a guard against a broken citation map",
 }
-GUARDED_BACKENDS = {"extractive", "catalogue"}
+GUARDED_BACKENDS = {"extractive"}  # answers that quote (every route of the extractive answerer)
 PAIRED = ("semantic_similarity", "rouge_score(mode=fmeasure)")  # compared with the baseline on the same rows
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from advisor.corpus import SUPPORTED_SUFFIXES
 from advisor.errors import UnreadableFileError
+from advisor.text import FUSED_HEADER as _FUSED_HEADER
 from advisor.types import DocumentInfo, SourceDoc
 
 MAX_BYTES = 50 * 1024 * 1024
-_FUSED_HEADER = re.compile(r"^(\d{1,3})([A-Z][^\d]{5,80})$")  # "7Achieving scale and spread"
 
 
 def load_document(path: Path, info: DocumentInfo) -> SourceDoc:

@@ -16,7 +16,6 @@ same thing as LangChain's `BaseRetriever` for the LLM chain.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,32 +27,8 @@ from rank_bm25 import BM25Okapi
 
 from advisor.embedding import LocalEmbeddings
 from advisor.store import IndexState, SentenceIndex
+from advisor.text import tokenize
 from advisor.types import Chunk, Filters, Passage
-
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves""".split()
-)
-_TOKEN = re.compile(r"[a-z0-9]+(?:[+'][a-z0-9]+)*\+?")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased content words with a light plural strip, for BM25 and lexical overlap."""
-    tokens = []
-    for tok in _TOKEN.findall(text.lower().replace("’", "'")):
-        if tok in _STOPWORDS or len(tok) < 2:
-            continue
-        if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
-            tok = tok[:-1]
-        tokens.append(tok)
-    return tokens
-
 
 def lexical_text(chunk: Chunk) -> str:
     """What BM25 sees of a chunk: its case study and section names, then its text."""
@@ -81,6 +56,10 @@ class IndexSnapshot:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.where(norms > 0, norms, 1.0)
         return cls(state=state, chunks=chunks, bm25=bm25, vectors=vectors)
+
+    @property
+    def generation(self) -> str:
+        return self.state.generation
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.chunks}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from advisor.text import normalise_space
+
 _ABBREVIATIONS = {
     "e.g", "i.e", "etc", "dr", "mr", "mrs", "ms", "prof", "st", "no", "vs", "approx", "fig",
     "al", "cf", "inc", "ltd", "co", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
@@ -64,8 +66,3 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def split_sentences(text: str) -> list[str]:
     """The sentences of `text`, each with its inner white space collapsed."""
     return [normalise_space(text[s:e]) for s, e in sentence_spans(text)]
-
-
-def normalise_space(text: str) -> str:
-    """Collapse runs of white space into single spaces."""
-    return re.sub(r"\s+", " ", text).strip()

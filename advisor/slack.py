@@ -55,7 +55,7 @@ from advisor.advisor import Advisor, clean_question
 from advisor.config import Settings
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
-from advisor.types import Answer, AnswerSentence
+from advisor.types import Answer, AnswerSentence, CaseRow
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -
     citation (title, section, case study, page, quoted sentence), then the feedback buttons. When
     50 blocks are not enough, at least 10 citations keep their place and the answer is shortened.
     """
-    if answer.backend == "catalogue" and answer.citations and answer.sentences:
+    if answer.rows:
         return render_catalogue(answer, answer_id, notes)
     record = answer.to_record()
     sections = [_section(text) for text in _sections(answer_paragraphs(answer))]
@@ -338,42 +338,31 @@ def feedback_block(answer_id: str, question: str) -> dict[str, Any]:
 # ---- catalogue answers (issue 8): one section per case study, its evidence right beneath it
 
 
-def catalogue_cases(answer: Answer) -> tuple[AnswerSentence | None, list[tuple[str, list[AnswerSentence]]]]:
-    """A catalogue answer's heading and its rows grouped by case study, in the answer's order.
-
-    A row belongs to the case study of the chunks its quotes were found in (the citations say
-    so; the text is not parsed); a row whose quotes name no case study stays with the row before.
-    """
-    by_marker = {c.marker: c for c in answer.citations}
-    rows = list(answer.sentences)
-    heading = None
-    if len(rows) > 1 and set(rows[0].markers) == set(by_marker):  # the heading rests on every row
-        heading = rows.pop(0)
-    groups: list[tuple[str, list[AnswerSentence]]] = []
-    for row in rows:
-        names = Counter(by_marker[m].passage.chunk.case_study for m in row.markers if m in by_marker)
-        names.pop("", None)
-        name = names.most_common(1)[0][0] if names else ""
-        if groups and (not name or name == groups[-1][0]):
+def catalogue_cases(answer: Answer) -> tuple[str, list[tuple[str, list[CaseRow]]]]:
+    """A catalogue answer's heading and its rows grouped by case study, in the answer's order."""
+    groups: list[tuple[str, list[CaseRow]]] = []
+    for row in answer.rows:
+        if groups and row.case == groups[-1][0]:
             groups[-1][1].append(row)
         else:
-            groups.append((name, [row]))
-    return heading, groups
+            groups.append((row.case, [row]))
+    return answer.heading, groups
 
 
-def case_section(rank: int, name: str, rows: list[AnswerSentence]) -> dict[str, Any]:
+def case_section(rank: int, name: str, rows: list[CaseRow]) -> dict[str, Any]:
     """One case study as a section: its name in bold, then each of its rows on a line of its own."""
     title = f"*{rank}. {escape_mrkdwn(name)}*" if name else f"*{rank}.*"
     limit = max(200, (MAX_SECTION_CHARS - 200) // len(rows) - 60)
     lines = []
     for i, row in enumerate(rows):
+        sentence = AnswerSentence(row.text, row.markers)
         if i == 0 and name and row.text.startswith(name):  # "RAID (…, score 0.87): …" shows RAID in bold
-            lines.append(sentence_line(replace(row, text=row.text[len(name):]), limit, lead=title))
+            lines.append(sentence_line(replace(sentence, text=row.text[len(name):]), limit, lead=title))
         elif i == 0:
             lines.append(title)
-            lines.append(sentence_line(row, limit, lead="• "))
+            lines.append(sentence_line(sentence, limit, lead="• "))
         else:
-            lines.append(sentence_line(row, limit, lead="• "))
+            lines.append(sentence_line(sentence, limit, lead="• "))
     return _section("\n".join(lines))
 
 
@@ -442,7 +431,7 @@ def render_catalogue(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()
     """
     by_marker = {c.marker: c.to_record() for c in answer.citations}
     heading, groups = catalogue_cases(answer)
-    head = [_section(escape_mrkdwn(heading.text))] if heading else []
+    head = [_section(escape_mrkdwn(heading))] if heading else []
     notes_blocks = _notes_blocks([*answer.notes, *notes])
     room = MAX_BLOCKS - len(head) - len(notes_blocks) - 1  # the actions block comes last
 

@@ -15,6 +15,13 @@ from typing import Any, Literal
 
 Verdict = Literal["supported", "unsupported", "uncited"]
 
+# Which path produced an answer (apart from the backend that wrote its text): passages retrieved
+# for the question, the case-study catalogue (a question across cases), or cases like the user's.
+Route = Literal["passages", "catalogue", "cases_like_mine"]
+
+# Why an LLM's reply was replaced by the extractive answer.
+FallbackKind = Literal["not_covered", "unsupported", "empty", "llm_unavailable"]
+
 
 def chunk_id_for(source: str, text: str) -> str:
     """A stable id: the same source and text always give the same id."""
@@ -139,6 +146,32 @@ class AnswerSentence:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Why the extractive answer replaced an LLM's: a kind to branch on and a detail to show."""
+
+    kind: FallbackKind
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+    def to_record(self) -> dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One row of a catalogue answer: the case study it is about, its text and its markers."""
+
+    case: str
+    text: str
+    markers: tuple[int, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"case": self.case, "text": self.text, "markers": list(self.markers)}
+
+
+@dataclass(frozen=True)
 class Answer:
     """What the advisor says to one question, with the evidence for every sentence."""
 
@@ -149,8 +182,11 @@ class Answer:
     refused: bool = False
     query: str = ""  # the standalone query actually searched with
     sentences: tuple[AnswerSentence, ...] = ()
-    backend: str = "extractive"
-    fallback: str | None = None  # why the extractive answer replaced an LLM's, if it did
+    backend: str = "extractive"  # what wrote the text: "extractive" or an LLM backend's name
+    fallback: Fallback | None = None  # why the extractive answer replaced an LLM's, if it did
+    route: Route = "passages"
+    heading: str = ""  # a catalogue answer's first line, above its rows
+    rows: tuple[CaseRow, ...] = ()  # a catalogue answer's rows, one case study each
     notes: tuple[str, ...] = ()  # user-visible notes (e.g. "the LLM was unavailable")
     timings_ms: dict[str, float] = field(default_factory=dict)
     analysis: dict[str, Any] | None = None  # how the question was read and the coverage decision
@@ -166,14 +202,16 @@ class Answer:
             "query": self.query or self.question,
             "answer": self.text,
             "refused": self.refused,
+            "route": self.route,
             "backend": self.backend,
-            "fallback": self.fallback,
+            "fallback": self.fallback.to_record() if self.fallback else None,
             "notes": list(self.notes),
             "sentences": [s.to_record() for s in self.sentences],
             "citations": [c.to_record() for c in self.citations],
             "passages": [p.to_record() for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             **({"analysis": self.analysis} if self.analysis is not None else {}),
+            **({"heading": self.heading, "rows": [r.to_record() for r in self.rows]} if self.rows else {}),
         }
 
 

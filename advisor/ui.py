@@ -162,7 +162,7 @@ def render_answer_markdown(answer: Answer) -> str:
     """The answer for the chat bubble: each sentence with its citation markers."""
     if answer.refused or not answer.sentences:
         body = _escape(answer.text)
-    elif answer.backend == "catalogue" and len(answer.sentences) > 1:
+    elif answer.rows:
         body = _catalogue_rows(answer)
     else:
         parts = []
@@ -186,16 +186,9 @@ def _markers(markers) -> str:
 
 
 def _catalogue_rows(answer: Answer) -> str:
-    """A catalogue answer as its heading and a list, one case (row) per line with its markers.
-
-    The catalogue's first sentence is the heading; its markers are the rows' markers, so the
-    bubble shows them on the rows only.
-    """
-    head, *rows = answer.sentences
-    items = []
-    for row in rows:
-        items.append(f"- {_escape(row.text)}{_markers(row.markers)}")
-    return _escape(head.text) + "\n\n" + "\n".join(items)
+    """A catalogue answer as its heading and a list, one row per line with its markers."""
+    items = [f"- {_escape(row.text)}{_markers(row.markers)}" for row in answer.rows]
+    return _escape(answer.heading) + "\n\n" + "\n".join(items)
 
 
 def _highlight(passage: str, quote: str) -> str:
@@ -584,7 +577,7 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
         if catalogue is None:
             return _problem_html(advisor)
         case = catalogue.get(name) if name else None
-        return render_case_card(case, catalogue.anchors(advisor) if case else {})
+        return render_case_card(case, catalogue.anchors(advisor.index) if case else {})
 
     def on_row(data: gr.SelectData):
         row = data.row_value or []
@@ -610,7 +603,7 @@ def build_ui(advisor: Advisor, settings: Settings, feedback: FeedbackStore, buil
             matches = catalogue.like(text, k=5, tags=picked or None)
         except AdvisorError as exc:
             return _like_message(str(exc))
-        return render_case_matches(matches, catalogue.anchors(advisor))
+        return render_case_matches(matches, catalogue.anchors(advisor.index))
 
     def refresh():
         docs, cases = filter_choices()

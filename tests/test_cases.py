@@ -207,7 +207,7 @@ def _rows(answer):
 
 
 def _assert_cited(answer):
-    assert answer.backend == "catalogue" and not answer.refused
+    assert answer.route in ("catalogue", "cases_like_mine") and not answer.refused
     assert answer.sentences and all(s.markers and s.verdict == "supported" for s in answer.sentences)
     for c in answer.citations:
         assert c.quote in normalise_space(c.passage.chunk.text)
@@ -227,7 +227,8 @@ def test_tariff_question_is_answered_from_the_catalogue(built_advisor):
     }
     assert len(rows) == 6  # one cited row per matching case
     record = answer.to_record()
-    assert record["backend"] == "catalogue" and len(record["citations"]) == 6
+    assert record["route"] == "catalogue" and len(record["citations"]) == 6
+    assert [r["case"] for r in record["rows"]] == [r.case for r in answer.rows]
 
 
 def test_champions_question_lists_one_row_per_case(built_advisor, advisor_catalogue):
@@ -300,7 +301,7 @@ def test_other_questions_are_left_to_the_passages(advisor_catalogue, question):
 
 def test_an_advice_question_about_champions_is_answered_from_the_passages(built_advisor):
     answer = built_advisor.ask("What role do clinical champions play in spreading an innovation?")
-    assert answer.backend != "catalogue" and answer.passages
+    assert answer.route == "passages" and answer.passages
 
 
 CHAMPIONS = {
@@ -408,7 +409,7 @@ def test_a_generic_head_noun_is_not_a_criterion(catalogue):
 def test_stream_yields_the_table_then_the_answer(built_advisor):
     events = list(built_advisor.stream("How many case studies are digital tools?"))
     assert isinstance(events[0], str) and events[0].startswith("8 of the 23")
-    assert events[-1].backend == "catalogue" and events[-1].timings_ms["total"] >= 0
+    assert events[-1].route == "catalogue" and events[-1].timings_ms["total"] >= 0
 
 
 # ---- cases like mine -------------------------------------------------------------------
@@ -447,7 +448,7 @@ def test_cases_like_mine_ranking(advisor_catalogue, description, top, among):
 def test_nothing_in_common_says_so(built_advisor, advisor_catalogue, description):
     assert advisor_catalogue.like(description) == []
     answer = built_advisor.ask(f"Show me cases like mine: {description}")
-    assert answer.refused and answer.backend == "catalogue"
+    assert answer.refused and answer.route == "cases_like_mine"
     assert "None of the case studies" in answer.text and not answer.citations
 
 

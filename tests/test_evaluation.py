@@ -276,7 +276,7 @@ def _listing(rows: list[tuple[str, list[int]]], cited_cases: dict[int, str] | No
     markers = sorted({m for _, ms in rows for m in ms})
     cited_cases = cited_cases or {}
     return {
-        "question": "q", "answer": "\n".join(t for t, _ in rows), "refused": refused, "backend": "catalogue",
+        "question": "q", "answer": "\n".join(t for t, _ in rows), "refused": refused, "backend": "extractive", "route": "catalogue",
         "sentences": [{"text": t, "markers": ms, "verdict": "supported"} for t, ms in rows],
         "citations": [{"marker": m, "chunk_id": f"c{m}", "quote": "a quote here", "case_study": cited_cases.get(m)}
                       for m in markers],
@@ -366,13 +366,13 @@ def test_expected_cases_must_be_catalogue_names(tmp_path):
 def test_passage_only_mode_bypasses_the_catalogue(built_advisor, monkeypatch):
     question = "Which innovations used a national tariff or payment to spread?"
     served = built_advisor.ask(question)
-    assert served.backend == "catalogue"
+    assert served.route == "catalogue"
     catalogue = built_advisor.case_catalogue.current
     monkeypatch.setattr(catalogue, "answer", lambda *a, **kw: pytest.fail("the catalogue must not be asked"))
     with catalogue_off(built_advisor) as advisor:
         advisor.load()  # an index reload inside the comparison does not bring the catalogue back
         plain = advisor.ask(question)
-    assert plain.backend != "catalogue" and len(plain.passages) == 5
+    assert plain.route == "passages" and len(plain.passages) == 5
     assert cases_retrieved(plain.to_record(), k=5)  # the passages carry their case studies
     assert built_advisor.case_catalogue.current is catalogue  # switched back on afterwards
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.answer import ReportTerms, stem
-from advisor.retrieval import tokenize
+from advisor.text import tokenize
 from advisor.types import Chunk
 
 NUFFIELD = "nuffield-2020-achieving-scale-and-spread.txt"

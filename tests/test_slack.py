@@ -46,7 +46,7 @@ from advisor.slack import (
     retry_after,
     slack_question,
 )
-from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
+from advisor.types import Answer, AnswerSentence, CaseRow, Chunk, Citation, Passage
 from tests.conftest import CORPUS
 from tests.slack_mock import (
     BOT_ID,
@@ -330,7 +330,7 @@ def test_slash_like_ranks_similar_cases_privately(slack, built_advisor):
     shown = sorted(q[0] for *_, contexts in cases for q in _quotes(contexts))
     assert shown == [c["marker"] for c in expected["citations"]]
     answer_id = json.loads(blocks[-1]["elements"][0]["value"])["a"]
-    assert slack.app.bot.answers.get(answer_id)["backend"] == "catalogue"
+    assert slack.app.bot.answers.get(answer_id)["route"] == "cases_like_mine"
 
 
 @pytest.mark.parametrize("kind, text", [
@@ -357,7 +357,7 @@ def test_aggregate_question_gets_one_section_per_case(slack, built_advisor):
     _send_ok(slack.sender.send_event(event))
     [answer] = _wait_answers(slack, "C0GENERAL", event["ts"])
     expected = built_advisor.ask(question).to_record()
-    assert expected["backend"] == "catalogue"
+    assert expected["route"] == "catalogue"
     cases = _assert_catalogue_layout(answer.params["blocks"], expected)
     assert {name for _, name, _, _ in cases} == {
         "KardiaMobile", "my mhealth (myCOPD)", "DAFNE", "ERAS",
@@ -425,7 +425,7 @@ def test_like_request_wordings():
 
 
 def _synthetic_catalogue_answer(n_cases: int, rows_per_case: int, quotes_per_row: int) -> Answer:
-    citations, sentences, passages = [], [], []
+    citations, sentences, passages, rows = [], [], [], []
     for case in range(n_cases):
         name = f"Case <{case}> & co"
         chunk = Chunk(id=f"c{case}", doc_id="r.txt", text="x",
@@ -438,10 +438,12 @@ def _synthetic_catalogue_answer(n_cases: int, rows_per_case: int, quotes_per_row
                 citations.append(Citation(len(citations) + 1, passage, "Quote <b> & " + "q" * 900))
                 markers.append(len(citations))
             sentences.append(AnswerSentence(f"{name} row {row} " + "w" * 1500, tuple(markers)))
+            rows.append(CaseRow(name, sentences[-1].text, tuple(markers)))
     every = tuple(c.marker for c in citations)
     heading = AnswerSentence("The case studies <all>:", every)
     return Answer(question="q" * 2500, text="\n".join(s.text for s in sentences), citations=tuple(citations),
-                  passages=tuple(passages), sentences=(heading, *sentences), backend="catalogue")
+                  passages=tuple(passages), sentences=(heading, *sentences), route="catalogue",
+                  heading=heading.text, rows=tuple(rows))
 
 
 @pytest.mark.parametrize("n_cases, rows_per_case, quotes_per_row",
