@@ -12,34 +12,31 @@ import re
 import threading
 import time
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any
 
 from advisor.answer import ExtractiveAnswerer, ReportTerms
 from advisor.cases import CatalogueLoader
 from advisor.condense import RuleBasedCondenser
 from advisor.config import Settings, force_offline
-from advisor.embedding import LocalEmbeddings
 from advisor.corpus import Manifest
 from advisor.coverage import CoverageModel
+from advisor.embedding import LocalEmbeddings
 from advisor.errors import AdvisorError, IndexMissingError, InvalidQuestionError
-from advisor.ingest import IngestReport, Ingestor, Progress
+from advisor.ingest import Ingestor, IngestReport, Progress
 from advisor.retrieval import HybridRetriever, IndexSnapshot
-from advisor.store import ChromaStore
-from advisor.types import Answer, Filters, Passage
+from advisor.store import ChromaStore, SentenceIndex
+from advisor.types import Answer, Chunk, Filters, Passage
+
+if TYPE_CHECKING:
+    from advisor.chain import LLMAnswerer
 
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _FRESHNESS_SECONDS = 5.0
-
-
-class Answerer(Protocol):
-    """The answer seam: the extractive answerer today, an LLM chain by configuration."""
-
-    def answer(self, question: str, query: str, query_vector: Any, passages: list[Passage]) -> Answer:
-        ...
 
 
 @dataclass(frozen=True)
@@ -86,21 +83,28 @@ class Advisor:
         settings: Settings,
         embedder: LocalEmbeddings,
         store: ChromaStore,
-        condenser: RuleBasedCondenser | None = None,
+        *,
+        ingestor: Ingestor,
+        catalogue: CatalogueLoader,
+        condenser: Any,
+        make_extractive: Callable[[list[Chunk], SentenceIndex], ExtractiveAnswerer],
+        llm_answerer: LLMAnswerer | None = None,
     ) -> None:
+        """Every collaborator is given (`build_advisor` makes them); the advisor owns only the
+        loaded index and what is built from it per generation (retriever, extractive answerer)."""
         self.settings = settings
         self.embedder = embedder
         self.store = store
-        self.condenser = condenser or RuleBasedCondenser()
-        self.ingestor = Ingestor(settings, embedder, store)
-        self.llm_answerer: Any = None  # set by the LLM issue's wiring when a backend is configured
+        self.ingestor = ingestor
+        self.case_catalogue = catalogue
+        self.condenser = condenser
+        self.llm_answerer = llm_answerer
+        self._make_extractive = make_extractive
         self._lock = threading.RLock()
         self._snapshot: IndexSnapshot | None = None
         self._retriever: HybridRetriever | None = None
         self._extractive: ExtractiveAnswerer | None = None
         self._checked = 0.0
-        # Issue 8: the case-study catalogue (corpus/case_studies.yaml), reloaded with the index.
-        self.case_catalogue = CatalogueLoader(settings.corpus_dir, embedder)
 
     # ---- index lifecycle -------------------------------------------------------------
     @property
@@ -122,47 +126,10 @@ class Advisor:
                 self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document,
                 sentences=sentences, rerank_pool=s.rerank_pool, sentence_weight=s.sentence_weight,
             )
-            self._extractive = ExtractiveAnswerer(
-                sentences,
-                max_sentences=s.answer_sentences,
-                refusal_threshold=s.refusal_threshold,
-                unknown_terms_threshold=s.unknown_terms_threshold,
-                terms=ReportTerms.from_chunks(chunks),
-                rare_term_passages=s.rare_term_passages,
-                coverage=self.coverage_model,
-                case_names=self._case_names(),
-                encode=self.embedder.encode,
-                specificity_weight=s.specificity_weight,
-                advice_points=s.advice_points,
-                name_mask_weight=s.name_mask_weight,
-            )
+            self._extractive = self._make_extractive(chunks, sentences)
             self._checked = time.monotonic()
         self.case_catalogue.reload()  # a broken catalogue is logged; the previous one keeps serving
         return True
-
-    @property
-    def coverage_model(self) -> CoverageModel | None:
-        """The calibrated coverage decision, or None when switched off (the older floors decide)."""
-        path = self.settings.coverage_model
-        if not path or not str(path).strip() or not Path(path).is_file():
-            if path and str(path).strip():
-                log.warning("coverage model %s not found; refusing by the similarity floors", path)
-            return None
-        try:
-            return CoverageModel.load(Path(path))
-        except (ValueError, KeyError, TypeError) as exc:  # a model from other features, or a damaged file
-            log.warning("coverage model %s unusable (%s); refusing by the similarity floors; "
-                        "run `advisor calibrate`", path, exc)
-            return None
-
-    def _case_names(self) -> dict[str, tuple[str, ...]]:
-        """Case study names and aliases from the corpus manifest (for reading questions)."""
-        try:
-            manifest = Manifest.load(self.settings.corpus_dir)
-        except AdvisorError as exc:
-            log.warning("case study names unavailable: %s", exc)
-            return {}
-        return {c.name: c.aliases for e in manifest.entries.values() for c in e.case_studies}
 
     def ingest(self, paths=None, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
         """Build or refresh the index, then serve the new one."""
@@ -223,13 +190,14 @@ class Advisor:
         filters: Filters | None = None,
         k: int | None = None,
         on_delta: Callable[[str], None] | None = None,
+        use_catalogue: bool = True,
     ) -> Answer:
         """Answer a question (with the conversation so far) from the indexed reports.
 
         `on_delta` is given the answer's text as it streams (`stream` has the same in order).
         """
         answer: Answer | None = None
-        for event in self.stream(question, history=history, filters=filters, k=k):
+        for event in self.stream(question, history=history, filters=filters, k=k, use_catalogue=use_catalogue):
             if isinstance(event, Answer):
                 answer = event
             elif on_delta is not None:
@@ -256,14 +224,18 @@ class Advisor:
         history: list[Any] | None = None,
         filters: Filters | None = None,
         k: int | None = None,
+        use_catalogue: bool = True,
     ) -> Iterator[str | Answer]:
-        """Yield the answer's text as it is produced, then the finished `Answer`."""
+        """Yield the answer's text as it is produced, then the finished `Answer`.
+
+        A question across case studies is answered from the catalogue, one cited row per case,
+        unless `use_catalogue` is off (the evaluation's passage-only comparison).
+        """
         t0 = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         self._require_index()
         self._refresh_if_republished()
-        # Issue 8: a question across case studies is answered from the catalogue, one cited row per case.
-        catalogue = self.case_catalogue.current
+        catalogue = self.case_catalogue.current if use_catalogue else None
         listed = catalogue.answer(question, self.index, filters) if catalogue is not None else None
         if listed is not None:
             yield listed.text
@@ -274,7 +246,8 @@ class Advisor:
         t1 = time.perf_counter()
         if self.llm_answerer is not None:
             answer = None
-            for event in self.llm_answerer.stream(question, query, query_vector, passages, history):
+            stream = self.llm_answerer.stream(question, query, query_vector, passages, self.extractive, history)
+            for event in stream:
                 if isinstance(event, Answer):
                     answer = event
                 else:
@@ -336,28 +309,103 @@ def _with_timings(answer: Answer, timings: dict[str, float]) -> Answer:
     return replace(answer, timings_ms=timings)
 
 
+def load_coverage_model(path: Path | None) -> CoverageModel | None:
+    """The calibrated coverage decision, or None when switched off (the older floors decide)."""
+    if not path or not str(path).strip() or not Path(path).is_file():
+        if path and str(path).strip():
+            log.warning("coverage model %s not found; refusing by the similarity floors", path)
+        return None
+    try:
+        return CoverageModel.load(Path(path))
+    except (ValueError, KeyError, TypeError) as exc:  # a model from other features, or a damaged file
+        log.warning(
+            "coverage model %s unusable (%s); refusing by the similarity floors; run `advisor calibrate`",
+            path,
+            exc,
+        )
+        return None
+
+
+def case_names(corpus_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Case study names and aliases from the corpus manifest (for reading questions)."""
+    try:
+        manifest = Manifest.load(corpus_dir)
+    except AdvisorError as exc:
+        log.warning("case study names unavailable: %s", exc)
+        return {}
+    return {c.name: c.aliases for e in manifest.entries.values() for c in e.case_studies}
+
+
+def extractive_factory(
+    settings: Settings, embedder: LocalEmbeddings
+) -> Callable[[list[Chunk], SentenceIndex], ExtractiveAnswerer]:
+    """How the advisor builds its extractive answerer for each index generation it loads."""
+    coverage = load_coverage_model(settings.coverage_model)
+    s = settings
+
+    def make(chunks: list[Chunk], sentences: SentenceIndex) -> ExtractiveAnswerer:
+        return ExtractiveAnswerer(
+            sentences,
+            max_sentences=s.answer_sentences,
+            refusal_threshold=s.refusal_threshold,
+            unknown_terms_threshold=s.unknown_terms_threshold,
+            terms=ReportTerms.from_chunks(chunks),
+            rare_term_passages=s.rare_term_passages,
+            coverage=coverage,
+            case_names=case_names(s.corpus_dir),
+            encode=embedder.encode,
+            specificity_weight=s.specificity_weight,
+            advice_points=s.advice_points,
+            name_mask_weight=s.name_mask_weight,
+        )
+
+    return make
+
+
 def build_advisor(
-    settings: Settings | None = None, *, load: bool = True, embedder: LocalEmbeddings | None = None
+    settings: Settings | None = None,
+    *,
+    load: bool = True,
+    embedder: LocalEmbeddings | None = None,
+    chat_model: Any = None,
 ) -> Advisor:
     """Wire the advisor's stages from settings (the one place that does so).
 
     An already loaded `embedder` may be passed in so several advisors in one process (tests,
-    the web page beside the Slack bot) share one model.
+    the web page beside the Slack bot) share one model; `chat_model` replaces the configured
+    LLM backend's client (tests pass LangChain's fake chat models).
     """
     force_offline()
     # The query path's numpy work is small matrix-vector products; OpenBLAS threads left spinning
-    # after them slow the encoder's next forward pass on a 2-core machine (warm ask 77 -> 42 ms).
+    # after them slow the encoder's next forward pass on a 2-core machine (README, "Speed").
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
     settings = settings or Settings()
     embedder = embedder or LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
     store = ChromaStore(settings)
-    advisor = Advisor(settings, embedder, store)
-    if settings.llm_backend != "extractive":  # lazy: the offline path never imports LLM clients
-        from advisor.chain import attach_llm
+    condenser: Any = RuleBasedCondenser()
+    llm_answerer = None
+    if chat_model is not None or settings.llm_backend != "extractive":
+        # imported here: the offline path never loads the LLM clients
+        from advisor.chain import LLMAnswerer, LLMCondenser
+        from advisor.llm import build_chat_model
 
-        attach_llm(advisor)
+        model = chat_model if chat_model is not None else build_chat_model(settings)
+        if model is not None:
+            llm_answerer = LLMAnswerer(model, settings, embedder)
+            if settings.llm_condense:
+                condenser = LLMCondenser(model, settings.llm_timeout, RuleBasedCondenser())
+    advisor = Advisor(
+        settings,
+        embedder,
+        store,
+        ingestor=Ingestor(settings, embedder, store),
+        catalogue=CatalogueLoader(settings.corpus_dir, embedder),
+        condenser=condenser,
+        make_extractive=extractive_factory(settings, embedder),
+        llm_answerer=llm_answerer,
+    )
     if load:
         try:
             advisor.load()

@@ -5,8 +5,7 @@ prompt --model (streamed)--> text --parse [n] + verify (advisor.citations)--> An
 
 `Advisor.stream` runs the first two steps itself (so filters and the index's freshness apply
 alike to every backend): `LLMCondenser` is its condenser and `LLMAnswerer.stream` its answer
-step. `build_rag_chain` composes the whole pipeline as one LCEL runnable over LangChain's
-`BaseRetriever`, for callers that want LangChain's interface end to end.
+step; `build_advisor` wires both when an LLM backend is configured.
 
 Trust comes first. The extractive answerer's refusal gate runs before the model is asked, so
 an out-of-scope question is never answered by the model; every generated sentence is labelled
@@ -23,22 +22,21 @@ import re
 import threading
 import time
 from dataclasses import replace
-from operator import itemgetter
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
+from advisor.answer import ExtractiveAnswerer
 from advisor.citations import CitationVerifier, apply_policy
 from advisor.condense import RuleBasedCondenser, message_text, user_turns
 from advisor.config import Settings
 from advisor.errors import LLMUnavailableError
-from advisor.prompts import load_prompt
+from advisor.prompts import prompt_template
 from advisor.text import tokenize
-from advisor.types import Answer, Chunk, Fallback, Passage
+from advisor.types import Answer, Fallback, Passage
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +76,16 @@ def _defuse(text: str) -> str:
     return re.sub(r"</?\s*sources?\b[^>]*>", "[tag removed]", text, flags=re.IGNORECASE)
 
 
+# What the chains fill in each prompt; `prompt_template` holds the files to exactly these.
+ANSWER_SYSTEM_VARIABLES = frozenset({"max_sentences"})
+ANSWER_VARIABLES = frozenset({"sources", "question", "standalone"})
+CONDENSE_VARIABLES = frozenset({"history", "question"})
+
+
 def answer_prompt(system_role: bool = True) -> ChatPromptTemplate:
     """prompts/answer_system.txt + prompts/answer.txt, as system + user (or one user turn)."""
-    system, user = load_prompt("answer_system"), load_prompt("answer")
+    system = prompt_template("answer_system", ANSWER_SYSTEM_VARIABLES)
+    user = prompt_template("answer", ANSWER_VARIABLES)
     if system_role:
         return ChatPromptTemplate.from_messages([("system", system), ("human", user)])
     return ChatPromptTemplate.from_messages([("human", f"{system}\n\n{user}")])
@@ -88,7 +93,7 @@ def answer_prompt(system_role: bool = True) -> ChatPromptTemplate:
 
 def condense_prompt() -> ChatPromptTemplate:
     """prompts/condense.txt as one user turn."""
-    return ChatPromptTemplate.from_messages([("human", load_prompt("condense"))])
+    return ChatPromptTemplate.from_messages([("human", prompt_template("condense", CONDENSE_VARIABLES))])
 
 
 def format_history(history: list[Any] | None) -> str:
@@ -219,8 +224,8 @@ class LLMAnswerer:
 
     `stream(...)` yields text deltas as the model produces them, then the finished `Answer`
     (backend, per-sentence verdicts, one citation per valid marker, fallback and notes).
-    `extractive` returns the advisor's current extractive answerer (it changes when the
-    index is reloaded): its refusal gate runs first and its answer is the fallback.
+    It is given the extractive answerer of the index the passages came from: its coverage
+    decision runs first and its answer is the fallback.
     """
 
     def __init__(
@@ -228,13 +233,11 @@ class LLMAnswerer:
         model: BaseChatModel,
         settings: Settings,
         embedder,
-        extractive: Callable[[], Any],
         backend: str | None = None,
     ) -> None:
         self.model = model
         self.settings = settings
         self.embedder = embedder
-        self.extractive = extractive
         self.backend = backend or settings.llm_backend
         self.timeout = settings.llm_timeout
         self.retries = settings.llm_max_retries
@@ -257,25 +260,38 @@ class LLMAnswerer:
             "max_sentences": self.max_sentences,
         }
 
-    def verifier(self) -> CitationVerifier:
-        """A verifier over the current index's precomputed sentence vectors."""
-        sentences = getattr(self.extractive(), "sentences", None)
-        return CitationVerifier(self.embedder, sentences)
+    def verifier(self, extractive: ExtractiveAnswerer) -> CitationVerifier:
+        """A verifier over the index's precomputed sentence vectors."""
+        return CitationVerifier(self.embedder, extractive.sentences)
 
-    def answer(self, question: str, query: str, query_vector, passages: list[Passage], history=None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        query: str,
+        query_vector,
+        passages: list[Passage],
+        extractive: ExtractiveAnswerer,
+        history=None,
+    ) -> Answer:
         """The finished answer (the stream consumed)."""
         result = None
-        for event in self.stream(question, query, query_vector, passages, history):
+        for event in self.stream(question, query, query_vector, passages, extractive, history):
             if isinstance(event, Answer):
                 result = event
         assert result is not None
         return result
 
     def stream(
-        self, question: str, query: str, query_vector, passages: list[Passage], history=None
+        self,
+        question: str,
+        query: str,
+        query_vector,
+        passages: list[Passage],
+        extractive_answerer: ExtractiveAnswerer,
+        history=None,
     ) -> Iterator[str | Answer]:
         """Yield the model's text as it streams, then the verified `Answer`."""
-        extractive = self.extractive().answer(question, query, query_vector, passages)
+        extractive = extractive_answerer.answer(question, query, query_vector, passages)
         if extractive.refused:
             yield extractive.text
             yield replace(
@@ -312,7 +328,7 @@ class LLMAnswerer:
             yield from self._fallback(extractive, failure, UNAVAILABLE_NOTE, streamed=bool(parts))
             return
 
-        verification = self.verifier().verify("".join(parts), passages)
+        verification = self.verifier(extractive_answerer).verify("".join(parts), passages)
         s = self.settings
         result = apply_policy(verification, s.verify_policy, s.verify_min_supported)
         if result.fallback is not None:
@@ -341,51 +357,3 @@ class LLMAnswerer:
         # Streamed model text cannot be unsaid: say plainly that what follows replaces it.
         yield (f"\n\n{note}\n\n" if streamed else "") + extractive.text
         yield replace(extractive, backend=self.backend, fallback=reason, notes=(note, *notes))
-
-
-# ---- the whole pipeline as one LCEL runnable ------------------------------------------
-def document_to_passage(document: Document) -> Passage:
-    """A retrieved LangChain Document back into a `Passage` (see `passage_to_document`)."""
-    meta = dict(document.metadata)
-    chunk_id = meta.pop("chunk_id", None) or document.id or ""
-    rank, score = int(meta.pop("rank", 0) or 0), float(meta.pop("score", 0.0) or 0.0)
-    chunk = Chunk(id=chunk_id, doc_id=str(meta.get("source", "")), text=document.page_content, meta=meta)
-    return Passage(chunk=chunk, score=score, rank=rank)
-
-
-def build_rag_chain(answerer: LLMAnswerer, condenser, retriever, embedder) -> Runnable:
-    """condense -> retrieve (a LangChain `BaseRetriever`) -> generate -> verify, as one runnable.
-
-    Input `{"question": str, "history": list | None}`; output the verified `Answer`.
-    """
-
-    def condense(x: dict) -> str:
-        return condenser.condense(x["question"], x.get("history"))
-
-    def answer(x: dict) -> Answer:
-        passages = [document_to_passage(d) for d in x["documents"]]
-        query_vector = embedder.encode([x["query"]])[0]
-        return answerer.answer(x["question"], x["query"], query_vector, passages, x.get("history"))
-
-    return (
-        RunnablePassthrough.assign(query=RunnableLambda(condense))
-        | RunnablePassthrough.assign(documents=itemgetter("query") | retriever)
-        | RunnableLambda(answer)
-    ).with_config(run_name="advisor_rag")
-
-
-def attach_llm(advisor, model: BaseChatModel | None = None) -> None:
-    """Give an `Advisor` the configured LLM: its condenser and its answer step.
-
-    `model` overrides the configured backend (tests pass LangChain's fake chat models).
-    """
-    from advisor.llm import build_chat_model
-
-    settings = advisor.settings
-    model = model if model is not None else build_chat_model(settings)
-    if model is None:
-        advisor.llm_answerer = None
-        return
-    advisor.llm_answerer = LLMAnswerer(model, settings, advisor.embedder, lambda: advisor.extractive)
-    if settings.llm_condense:
-        advisor.condenser = LLMCondenser(model, settings.llm_timeout, RuleBasedCondenser())

@@ -1,8 +1,8 @@
-"""Prompts are files: `prompts/<name>.txt`, read as UTF-8 and rendered by name.
+"""Prompts are files: `prompts/<name>.txt`, read as UTF-8 and loaded by name.
 
-Rendering is strict: a variable the template names but the caller did not give is an error,
-never a silent blank, and so is a variable the caller gives that the template never uses
-(usually a typo on one side). Templates use `{name}` fields; a literal brace is `{{` or `}}`.
+Loading is strict: a field the template names but the caller does not fill is an error, never
+a silent blank, and so is a variable the caller fills that the template never uses (usually a
+typo on one side). Templates use `{name}` fields; a literal brace is `{{` or `}}`.
 """
 
 from __future__ import annotations
@@ -35,14 +35,19 @@ def prompt_variables(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
-def render_prompt(name: str, directory: Path = PROMPTS_DIR, **variables: object) -> str:
-    """`prompts/<name>.txt` with its fields filled; a missing or unused variable is an error."""
+def prompt_template(name: str, variables: set[str] | frozenset[str], directory: Path = PROMPTS_DIR) -> str:
+    """The text of `prompts/<name>.txt`, checked against the variables its caller will fill.
+
+    A field the caller does not fill (it would fail, or go blank, at answer time) and a variable
+    the caller fills but the template never uses (usually a typo on one side) are both errors,
+    raised when the chain is built rather than when a user asks.
+    """
     template = load_prompt(name, directory)
     needed = prompt_variables(template)
-    missing = sorted(needed - variables.keys())
+    missing = sorted(needed - variables)
     if missing:
-        raise KeyError(f"prompt {name!r} needs variable(s) {', '.join(missing)}")
-    unused = sorted(variables.keys() - needed)
+        raise ConfigError(f"prompt {name!r} uses {', '.join(missing)}, which the advisor does not fill")
+    unused = sorted(variables - needed)
     if unused:
-        raise KeyError(f"prompt {name!r} has no variable(s) {', '.join(unused)}")
-    return template.format(**variables)
+        raise ConfigError(f"prompt {name!r} does not use {', '.join(unused)}")
+    return template

@@ -1,17 +1,13 @@
 """Retrieval stage: query -> ranked `Passage`s, hybrid dense + BM25, fused and diversified.
 
 Dense candidates are the chunks whose vectors (read from the published Chroma generation) are
-closest to the query's, ranked exactly rather than by Chroma's approximate HNSW search: on a
-corpus of a few hundred chunks the exact ranking costs well under a millisecond, and HNSW's
-neighbours differed from the exact ones for 19 of 222 dev questions and from one fresh build
-to the next, which moved answers between machines. Lexical candidates come from BM25 over the
-same chunks (plus their section and case-study names); reciprocal rank fusion merges the two
-lists. When the sentence
-index is given, the best fused candidates are re-ranked by how close the query comes to their
-closest sentence, so a fact stated in one sentence of a long case study can outrank chunks that
-only share its general topic. A cap per report then keeps one long report from crowding out
-the others. `LangChainRetriever` exposes the
-same thing as LangChain's `BaseRetriever` for the LLM chain.
+closest to the query's, ranked exactly over the snapshot rather than by Chroma's approximate
+search, so every build of the same corpus ranks the same chunks (README, "Retrieval"). Lexical
+candidates come from BM25 over the same chunks (plus their section and case-study names);
+reciprocal rank fusion merges the two lists. When the sentence index is given, the best fused
+candidates are re-ranked by how close the query comes to their closest sentence, so a fact
+stated in one sentence of a long case study can outrank chunks that only share its general
+topic. A cap per report then keeps one long report from crowding out the others.
 """
 
 from __future__ import annotations
@@ -19,16 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 from rank_bm25 import BM25Okapi
 
 from advisor.embedding import LocalEmbeddings
 from advisor.store import IndexState, SentenceIndex
 from advisor.text import tokenize
 from advisor.types import Chunk, Filters, Passage
+
 
 def lexical_text(chunk: Chunk) -> str:
     """What BM25 sees of a chunk: its case study and section names, then its text."""
@@ -198,26 +191,3 @@ class HybridRetriever:
                 continue
             out.append(chunk.id)
         return out
-
-
-def passage_to_document(passage: Passage) -> Document:
-    """A passage as a LangChain Document (metadata carries rank, score and chunk id)."""
-    meta = dict(passage.chunk.meta)
-    meta.update(chunk_id=passage.chunk.id, rank=passage.rank, score=passage.score)
-    return Document(page_content=passage.chunk.text, metadata=meta, id=passage.chunk.id)
-
-
-class LangChainRetriever(BaseRetriever):
-    """The advisor's hybrid retriever behind LangChain's `BaseRetriever` interface."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    retriever: HybridRetriever
-    k: int | None = None
-    filters: Filters | None = None
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        passages = self.retriever.retrieve(query, k=self.k, filters=self.filters)
-        return [passage_to_document(p) for p in passages]

@@ -100,7 +100,6 @@ def fake_llm_advisor(built_advisor, built_settings, question: str, sleep: float 
     from langchain_core.language_models import FakeListChatModel
 
     from advisor.advisor import build_advisor
-    from advisor.chain import attach_llm
 
     passages = built_advisor.retriever.retrieve(question)
     index = built_advisor.extractive.sentences
@@ -108,6 +107,6 @@ def fake_llm_advisor(built_advisor, built_settings, question: str, sleep: float 
     settings = built_settings.model_copy(
         update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
     )
-    advisor = build_advisor(settings, embedder=built_advisor.embedder)
-    attach_llm(advisor, FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."], sleep=sleep))
+    model = FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."], sleep=sleep)
+    advisor = build_advisor(settings, embedder=built_advisor.embedder, chat_model=model)
     return advisor, settings, quote

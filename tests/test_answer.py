@@ -134,8 +134,10 @@ def test_a_damaged_model_file_falls_back_to_the_floors(make_settings, built_sett
     bad = tmp_path / "coverage.json"
     bad.write_text('{"features": "nope"')
     settings = make_settings(data_dir=built_settings.data_dir, coverage_model=bad)
+    from advisor.advisor import load_coverage_model
+
+    assert load_coverage_model(bad) is None
     advisor = build_advisor(settings)
-    assert advisor.coverage_model is None
     answer = advisor.ask("How did DAFNE win over doubtful consultants?")
     assert not answer.refused and "not_covered_probability" not in answer.analysis["coverage"]
 

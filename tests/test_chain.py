@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import FakeListChatModel, GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 from advisor.advisor import build_advisor
 from advisor.chain import (
@@ -24,15 +23,15 @@ from advisor.chain import (
     UNSUPPORTED_NOTE,
     LLMAnswerer,
     LLMCondenser,
-    attach_llm,
-    build_rag_chain,
+    CONDENSE_VARIABLES,
+    answer_prompt,
+    condense_prompt,
     format_sources,
 )
 from advisor.config import PROJECT_ROOT
 from advisor.errors import ConfigError
 from advisor.llm import build_chat_model
-from advisor.prompts import render_prompt
-from advisor.retrieval import LangChainRetriever
+from advisor.prompts import prompt_template
 from advisor.types import Answer, Chunk, Passage
 from tests.conftest import free_port
 
@@ -68,14 +67,16 @@ def evidence(built_advisor):
     return passages, quotes, vector
 
 
-def answerer(built_advisor, model, **overrides) -> LLMAnswerer:
+def answerer(built_advisor, model, **overrides) -> tuple[LLMAnswerer, object]:
+    """An LLM answerer with the fake `model`, and the extractive answerer it falls back on."""
     settings = built_advisor.settings.model_copy(update={"llm_backend": "openai", **overrides})
-    return LLMAnswerer(model, settings, built_advisor.embedder, lambda: built_advisor.extractive)
+    return LLMAnswerer(model, settings, built_advisor.embedder), built_advisor.extractive
 
 
-def run(answerer_: LLMAnswerer, passages, vector, question=QUESTION, history=None):
+def run(wired: tuple[LLMAnswerer, object], passages, vector, question=QUESTION, history=None):
+    llm, extractive = wired
     deltas, answer = [], None
-    for event in answerer_.stream(question, question, vector, passages, history):
+    for event in llm.stream(question, question, vector, passages, extractive, history):
         if isinstance(event, Answer):
             answer = event
         else:
@@ -106,11 +107,19 @@ def test_without_a_system_role_the_rules_go_in_the_user_turn(built_advisor, evid
     assert "cite the source" in user.content and "<sources>" in user.content
 
 
-def test_a_missing_prompt_variable_is_an_error():
-    with pytest.raises(KeyError, match="question"):
-        render_prompt("condense", history="")
+def test_prompt_files_are_held_to_the_variables_the_chains_fill(tmp_path):
+    """The production prompts load; a field nobody fills, or a filled variable no prompt uses, is
+    an error when the chain is built, not a blank in a user's answer."""
+    answer_prompt(True), answer_prompt(False), condense_prompt()  # the shipped files are consistent
+    (tmp_path / "condense.txt").write_text("History: {history}\nQuestion: {question}\nTone: {tone}")
+    with pytest.raises(ConfigError, match="tone"):
+        prompt_template("condense", CONDENSE_VARIABLES, tmp_path)
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "condense.txt").write_text("Question: {question}")
+    with pytest.raises(ConfigError, match="history"):
+        prompt_template("condense", CONDENSE_VARIABLES, tmp_path / "short")
     with pytest.raises(ConfigError, match="no-such-prompt"):
-        render_prompt("no-such-prompt")
+        prompt_template("no-such-prompt", CONDENSE_VARIABLES)
 
 
 # ---- parsing and verification ----------------------------------------------------------
@@ -272,7 +281,7 @@ def test_real_openai_client_failures_fall_back(built_advisor, evidence, endpoint
                 "llm_model": "any", "llm_timeout": 1.5, "llm_max_retries": 1}
     )
     model = build_chat_model(settings)
-    answerer_ = LLMAnswerer(model, settings, built_advisor.embedder, lambda: built_advisor.extractive)
+    answerer_ = LLMAnswerer(model, settings, built_advisor.embedder), built_advisor.extractive
     t0 = time.monotonic()
     _, answer = run(answerer_, passages, vector)
     assert time.monotonic() - t0 < 10
@@ -306,27 +315,17 @@ def test_llm_condense_uses_history_and_falls_back_to_rules():
     assert LLMCondenser(broken).condense("And what about them?", HISTORY).startswith("How did RAID spread?")
 
 
-def test_the_whole_lcel_chain_retrieves_through_the_langchain_retriever(built_advisor, evidence):
-    passages, quotes, _ = evidence
-    model, recorder = fake(f"{quotes[0]} [1]")
-    condenser = LLMCondenser(model)
-    retriever = LangChainRetriever(retriever=built_advisor.retriever, k=5)
-    chain = build_rag_chain(answerer(built_advisor, model), condenser, retriever, built_advisor.embedder)
-    answer = chain.invoke({"question": QUESTION, "history": None})
-    assert isinstance(answer, Answer) and answer.sentences[0].verdict == "supported"
-    assert [p.chunk.id for p in answer.passages] == [p.chunk.id for p in passages]
-    assert passages[0].chunk.text[:100] in recorder.text(0)
-
-
 def test_build_advisor_wires_the_configured_backend(built_advisor, built_settings, evidence):
     _, quotes, _ = evidence
     settings = built_settings.model_copy(
         update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "x"}
     )
-    advisor = build_advisor(settings, embedder=built_advisor.embedder)
+    advisor = build_advisor(settings, embedder=built_advisor.embedder, load=False)
     assert isinstance(advisor.llm_answerer, LLMAnswerer) and isinstance(advisor.condenser, LLMCondenser)
     model, recorder = fake(f"{quotes[0]} [1]", "RAID spread funding")
-    attach_llm(advisor, model)  # swap the real client for the fake; the wiring is the same
+    # the same wiring with the fake in place of the real client
+    advisor = build_advisor(settings, embedder=built_advisor.embedder, chat_model=model)
+    assert isinstance(advisor.llm_answerer, LLMAnswerer) and isinstance(advisor.condenser, LLMCondenser)
     events = list(advisor.stream(QUESTION))
     assert len([e for e in events if isinstance(e, str)]) > 1
     answer = events[-1]

@@ -89,7 +89,7 @@ def test_ingest_reports_skipped_files(make_settings, tmp_path):
     assert "1 documents" in out.stdout and "skipped" in out.stdout and "notes.docx" in out.stdout
 
 
-def test_corrupt_index_is_a_clear_message_or_rebuilt(make_settings, tmp_path):
+def test_a_corrupt_index_is_set_aside_and_rebuilt(make_settings, tmp_path):
     corpus = tmp_path / "c"
     corpus.mkdir()
     src = Path(__file__).resolve().parent.parent / "corpus"
@@ -100,7 +100,11 @@ def test_corrupt_index_is_a_clear_message_or_rebuilt(make_settings, tmp_path):
     db.write_bytes(b"this is not a database" * 100)
     out = run(["ask", "What are the three core pillars?"], settings)
     assert "Traceback" not in out.stderr
-    assert out.returncode == 0 or "index" in out.stderr.lower()
+    # the damaged database is kept aside for inspection, the index rebuilt, and the question answered
+    assert out.returncode == 0, out.stderr
+    assert "could not be opened" in out.stderr and "moved it to" in out.stderr
+    assert list(settings.index_dir.parent.glob(f"{settings.index_dir.name}.damaged-*"))
+    assert "three core pillars" in out.stdout
 
 
 def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_advisor, built_settings):
@@ -110,12 +114,12 @@ def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_adv
     from langchain_core.language_models import FakeListChatModel
     from rich.console import Console
 
-    from advisor.chain import attach_llm
+    from advisor.advisor import build_advisor
     from advisor.cli import answer_live, render_answer
     from tests.conftest import INVENTED, fake_llm_advisor
 
     question = "How did RAID spread across hospitals?"
-    advisor, _, quote = fake_llm_advisor(built_advisor, built_settings, question)
+    advisor, settings, quote = fake_llm_advisor(built_advisor, built_settings, question)
 
     out = io.StringIO()
     terminal = Console(file=out, force_terminal=True, width=400, color_system=None)
@@ -132,6 +136,7 @@ def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_adv
     # not a terminal (a pipe, --json): no live view, the same answer
     piped = io.StringIO()
     quiet = Console(file=piped, force_terminal=False)
-    attach_llm(advisor, FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."]))
+    model = FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."])
+    advisor = build_advisor(settings, embedder=built_advisor.embedder, chat_model=model)
     assert answer_live(advisor, question, to=quiet).text == answer.text
     assert piped.getvalue() == ""

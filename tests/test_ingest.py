@@ -50,7 +50,8 @@ def test_first_ingest_publishes_and_answers(small_advisor):
     assert report.chunks > 0 and report.sentences > report.chunks
     answer = small_advisor.ask("What are the three core pillars for adopting innovation?")
     assert not answer.refused
-    assert {c.passage.chunk.source for c in answer.citations} == {SMALL[1]} or answer.citations
+    assert answer.citations and answer.citations[0].passage.chunk.source == SMALL[1]
+    assert "three core pillars" in answer.text
 
 
 def test_unchanged_corpus_is_skipped_without_a_new_generation(small_advisor):

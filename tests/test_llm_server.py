@@ -135,7 +135,7 @@ def test_real_server_streams_and_every_sentence_of_its_reply_is_labelled(built_a
     assert reply.strip()
 
     # the real reply, verified against the passages it was given
-    verification = advisor.llm_answerer.verifier().verify(reply, list(answer.passages))
+    verification = advisor.llm_answerer.verifier(advisor.extractive).verify(reply, list(answer.passages))
     assert verification.sentences
     assert {s.verdict for s in verification.sentences} <= VERDICTS
     # every marker the model wrote is either a citation of a sentence or reported as pointing nowhere
@@ -216,6 +216,6 @@ def test_the_in_process_llamacpp_backend_streams_and_labels(built_settings, gguf
     assert answer.backend == "llamacpp"
     model_deltas = deltas[:-1] if answer.fallback else deltas
     assert len(model_deltas) >= 5 and "".join(model_deltas).strip()
-    verification = advisor.llm_answerer.verifier().verify("".join(model_deltas), list(answer.passages))
+    verification = advisor.llm_answerer.verifier(advisor.extractive).verify("".join(model_deltas), list(answer.passages))
     assert verification.sentences and {s.verdict for s in verification.sentences} <= VERDICTS
     assert answer.fallback is None or answer.fallback.kind in ("unsupported", "empty"), answer.fallback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from advisor.types import Filters
 
@@ -34,11 +35,20 @@ def test_the_chunk_with_the_closest_sentence_is_never_demoted(built_advisor):
 
 
 def test_a_zero_sentence_weight_leaves_the_fused_ranking_alone(built_advisor):
-    """sentence_weight=0 turns the re-ranking off: scores are the plain reciprocal-rank fusion."""
+    """sentence_weight=0 turns the re-ranking off: each passage's score is its reciprocal-rank
+    fusion of the dense and BM25 lists, recomputed here from those lists."""
+    retriever = built_advisor.retriever
+    vector = built_advisor.embedder.encode([QUESTION])[0]
+    fused: dict[str, float] = {}
+    for ranking in (retriever._dense(vector, None), retriever._bm25(QUESTION, None)):
+        for rank, cid in enumerate(ranking):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (retriever.rrf_k + rank + 1)
     passages = _retrieve(built_advisor, 0.0, k=5)
-    scores = [p.score for p in passages]
-    assert scores == sorted(scores, reverse=True)
-    assert all(p.score <= 2.0 / (built_advisor.retriever.rrf_k + 1) for p in passages)
+    assert [p.score for p in passages] == pytest.approx([fused[p.chunk.id] for p in passages])
+    best = max(fused, key=fused.get)
+    assert passages[0].chunk.id == best  # the cap per report never drops the best one
+    reranked = _retrieve(built_advisor, retriever.sentence_weight, k=5)
+    assert [p.score for p in reranked] != [p.score for p in passages]  # and the weight does change scores
 
 
 def _exact_top(advisor, question: str, n: int, source: str | None = None) -> list[str]:
