@@ -15,7 +15,7 @@ export ANONYMIZED_TELEMETRY := False
 export NO_PROXY := localhost,127.0.0.1
 export no_proxy := localhost,127.0.0.1
 
-.PHONY: run test install install-test system-test-deps index chat lock bench eval-smoke clean
+.PHONY: run test test-fast lint install install-test system-test-deps index chat lock bench eval-smoke clean
 
 run: install index
 	$(BIN)/python app.py
@@ -51,8 +51,16 @@ system-test-deps:
 	  else echo "Chromium missing: run 'sudo apt-get install chromium chromium-driver' (browser tests will be skipped)"; fi; \
 	fi
 
-test: install-test
+test: install-test lint
 	$(BIN)/python -m pytest
+
+# The fast tier: no model load, no browser, no servers (a minute or so); `make test` runs everything.
+test-fast: install-test lint
+	$(BIN)/python -m pytest -m "not model and not browser and not llm_server and not chroma_server"
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install-test
 	$(BIN)/python benchmarks/bench_spine.py

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     k: int = Field(5, ge=1, le=50)
     candidates: int = Field(40, ge=1, le=500)  # per retriever, before fusion
     rrf_k: int = 60
-    # Settings marked "tuned on dev" were chosen on eval_sets/dev.jsonl (issue 12): the frozen test
+    # Settings marked "tuned on dev" were chosen on eval_sets/dev.jsonl: the frozen test
     # split is only ever run to report them.
     max_per_document: int = Field(4, ge=1)  # cap passages from one report (tuned on dev)
     rerank_pool: int = Field(30, ge=0)  # fused candidates re-ranked by their closest sentence (tuned on dev)
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     unknown_terms_threshold: float = 0.62  # ... or this, 2+ query words unmatched (tuned on dev):
     rare_term_passages: int = Field(5, ge=0)  # in at most this many passages, not retrieved (dev)
     max_question_chars: int = Field(2000, ge=10)
-    # issue 13: the calibrated coverage decision (advisor/models/coverage.json, fit on dev by
+    # the calibrated coverage decision (advisor/models/coverage.json, fit on dev by
     # `advisor calibrate`); an empty value falls back to the floors above
     coverage_model: Path | None = Path(__file__).parent / "models" / "coverage.json"
     # share of the centred cosine in a sentence's score (tuned on dev)
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     advice_points: int = Field(5, ge=1, le=8)  # points an advice answer gives, distinct passages (dev)
     name_mask_weight: float = Field(1.0, ge=0.0, le=1.0)  # closeness from the question less its names (dev)
 
-    # --- LLM path (issue 6)
+    # --- LLM path
     llm_backend: Literal["extractive", "openai", "ollama", "llamacpp"] = "extractive"
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -103,19 +103,19 @@ class Settings(BaseSettings):
     verify_policy: Literal["flag", "drop", "fallback"] = "flag"
     verify_min_supported: float = 0.5  # with policy=fallback: share of supported sentences
 
-    # --- evaluation judge (issue 4): an OpenAI-compatible endpoint, only with `advisor eval --judge`
+    # --- evaluation judge: an OpenAI-compatible endpoint, only with `advisor eval --judge`
     judge_base_url: str | None = None
     judge_model: str | None = None
     judge_api_key: SecretStr | None = None
 
-    # --- feedback and web page (issue 5)
+    # --- feedback and web page
     db_url: str | None = None  # SQLAlchemy URL; default sqlite in data_dir
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
     ui_auth: str | None = None  # "user:password,user2:password2"
     ui_concurrency: int = 4
 
-    # --- Slack (issue 7): Slack's own variable names
+    # --- Slack: Slack's own variable names
     slack_bot_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "ADVISOR_SLACK_BOT_TOKEN")
     )

@@ -13,10 +13,6 @@ class IndexMissingError(AdvisorError):
     """No index has been built yet (run `advisor ingest`)."""
 
 
-class IndexBuildingError(AdvisorError):
-    """The index is being built; questions can be asked when it is ready."""
-
-
 class IngestError(AdvisorError):
     """The corpus could not be ingested; the previous index keeps serving."""
 

@@ -26,7 +26,7 @@ from advisor.errors import AdvisorError, IngestError
 from advisor.loaders import load_document
 from advisor.answer import QUOTABLE_WORDS
 from advisor.sentences import sentence_spans
-from advisor.store import ChromaStore, DocRecord, IndexState
+from advisor.store import ChromaStore, DocRecord
 from advisor.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,3 @@ def _is_under(path: Path, root: Path) -> bool:
         return True
     except ValueError:
         return False
-
-
-def needs_ingest(state: IndexState | None) -> bool:
-    """True when no index has been published yet."""
-    return state is None

@@ -1,4 +1,4 @@
-"""Answer-path benchmark (issue 13): warm `ask` latency on questions in users' own words.
+"""Answer-path benchmark: warm `ask` latency on questions in users' own words.
 
 Run: .venv/bin/python benchmarks/bench_answer.py  (or `make bench`). Uses the index in
 ADVISOR_DATA_DIR (built first if missing) and every question of eval_sets/dev.jsonl (users' wordings,

@@ -1,4 +1,4 @@
-"""LLM path benchmark (issue 6): the chain's own overhead around the model call, and time to
+"""LLM path benchmark: the chain's own overhead around the model call, and time to
 first streamed token with a real local LLM server.
 
 Overhead = the time `Advisor.stream` takes (condense, embed, retrieve, the refusal gate, prompt

@@ -1,4 +1,4 @@
-"""Slack bot benchmark on loopback (issue 7): 50 mentions sent at once to the real HTTP endpoint.
+"""Slack bot benchmark on loopback: 50 mentions sent at once to the real HTTP endpoint.
 
 The advisor's bolt app serves /slack/events on 127.0.0.1; a local mock of Slack's Web API
 (tests/slack_mock.py) records the replies. 50 signed `app_mention` events are sent at the same
@@ -38,8 +38,10 @@ def main() -> None:
     force_offline()
     from advisor.advisor import build_advisor
     from advisor.feedback import FeedbackStore
-    from advisor.slack import THINKING, SlackHttpServer, build_slack_app
-    from tests.slack_mock import BOT_TOKEN, SIGNING_SECRET, MockSlackWebApi, SlackSender, mention
+    from advisor.slack.app import build_slack_app
+    from advisor.slack.messages import THINKING
+    from advisor.slack.server import SlackHttpServer
+    from tests.slack.slack_mock import BOT_TOKEN, SIGNING_SECRET, MockSlackWebApi, SlackSender, mention
 
     base = Settings()
     advisor = build_advisor(base)

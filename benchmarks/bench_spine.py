@@ -1,7 +1,7 @@
 """Spine benchmark: ingest throughput and memory, re-ingest, cold start, warm `ask` latency.
 
 Run: .venv/bin/python benchmarks/bench_spine.py  (or `make bench`). Writes
-benchmarks/results/spine.json and prints it. Targets (issue 3, this 2-core machine): full
+benchmarks/results/spine.json and prints it. Targets (this 2-core machine): full
 ingest < 60 s near the model's own throughput; unchanged re-ingest < 5 s; warm ask p50 < 100 ms
 and p95 < 250 ms (offline answerer); cold start to first answer < 15 s.
 """

@@ -1,4 +1,4 @@
-"""Web page benchmark through gradio_client on loopback (issue 5).
+"""Web page benchmark through gradio_client on loopback.
 
 Time from send to the first streamed text and to the full answer (warm, offline answerer;
 target < 300 ms to first text) through gradio_client and, when Debian's Chromium is there, in

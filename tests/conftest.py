@@ -22,6 +22,17 @@ CORPUS = PROJECT_ROOT / "corpus"
 OUTPUT = PROJECT_ROOT / "test-output"
 
 
+# Fixtures that load the embedding model (directly or through an advisor). A test that uses one
+# is marked `model`; `make test-fast` runs the rest (no model load, no browser, no servers).
+MODEL_FIXTURES = frozenset({"built_advisor", "built_settings", "session_data_dir", "embedder", "small_advisor"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

@@ -1,4 +1,4 @@
-"""The offline answer path (issue 13): evidence units, labels, composition, coverage, bad input."""
+"""The offline answer path: evidence units, labels, composition, coverage, bad input."""
 
 from __future__ import annotations
 

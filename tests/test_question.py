@@ -1,4 +1,4 @@
-"""Question analysis (issue 13): parts, answer type, named things, everyday vs domain words."""
+"""Question analysis: parts, answer type, named things, everyday vs domain words."""
 
 from __future__ import annotations
 
