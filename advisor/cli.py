@@ -254,7 +254,7 @@ from advisor.cases_cli import register as _register_cases  # noqa: E402
 
 _register_cases(app)
 
-from advisor.slack_cli import register as _register_slack  # noqa: E402
+from advisor.slack.cli import register as _register_slack  # noqa: E402
 
 _register_slack(app)
 

@@ -18,9 +18,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -60,7 +61,7 @@ class MockSlackWebApi:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
                 ctype = self.headers.get("Content-Type", "")
@@ -91,7 +92,7 @@ class MockSlackWebApi:
     def response_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/response_url/{name}"
 
-    def start(self) -> "MockSlackWebApi":
+    def start(self) -> MockSlackWebApi:
         self._thread.start()
         return self
 
@@ -100,12 +101,22 @@ class MockSlackWebApi:
         self.server.server_close()
 
     # ---- scripting -------------------------------------------------------------------------------
-    def fail_next(self, method: str, status: int = 429, headers: dict[str, str] | None = None,
-                  body: dict[str, Any] | None = None, times: int = 1) -> None:
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        times: int = 1,
+    ) -> None:
         """Answer the next `times` calls of `method` with this status, headers and body."""
         if status == 429 and headers is None:
             headers = {"Retry-After": "1"}
-        failure = (status, headers or {}, body or {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"})
+        failure = (
+            status,
+            headers or {},
+            body or {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"},
+        )
         with self._cond:
             self._failures.setdefault(method, []).extend([failure] * times)
 
@@ -119,7 +130,7 @@ class MockSlackWebApi:
         with self._cond:
             return [c for c in self.calls if c.method == method and (status is None or c.status == status)]
 
-    def wait_for(self, predicate: Callable[["MockSlackWebApi"], bool], timeout: float = 30.0) -> bool:
+    def wait_for(self, predicate: Callable[[MockSlackWebApi], bool], timeout: float = 30.0) -> bool:
         """Block until `predicate(self)` holds (re-checked on every call), or the timeout passes."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -151,7 +162,9 @@ class MockSlackWebApi:
         self._ts += 0.000100
         return f"{self._ts:.6f}"
 
-    def _handle(self, path: str, params: dict[str, Any], auth: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _handle(
+        self, path: str, params: dict[str, Any], auth: str
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         if path.startswith("/response_url/"):
             method = "response_url"
         else:
@@ -173,13 +186,27 @@ class MockSlackWebApi:
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "url": "https://advisor-test.slack.com/", "team": "Advisor Test", "user": "advisor",
-                    "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+            return {
+                "ok": True,
+                "url": "https://advisor-test.slack.com/",
+                "team": "Advisor Test",
+                "user": "advisor",
+                "team_id": TEAM,
+                "user_id": BOT_USER,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
         if method == "chat.postMessage":
             ts = self._next_ts()
             channel = params.get("channel")
-            message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": params.get("text", ""),
-                       "ts": ts, "thread_ts": params.get("thread_ts")}
+            message = {
+                "type": "message",
+                "user": BOT_USER,
+                "bot_id": BOT_ID,
+                "text": params.get("text", ""),
+                "ts": ts,
+                "thread_ts": params.get("thread_ts"),
+            }
             if params.get("thread_ts"):
                 self.threads.setdefault((channel, params["thread_ts"]), []).append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -188,18 +215,28 @@ class MockSlackWebApi:
                 for m in messages:
                     if m.get("ts") == params.get("ts"):
                         m["text"] = params.get("text", "")
-            return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
+            return {
+                "ok": True,
+                "channel": params.get("channel"),
+                "ts": params.get("ts"),
+                "text": params.get("text"),
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "reactions.add":
             return {"ok": True}
         if method == "conversations.replies":  # oldest first, `limit` a page, `cursor` = offset
-            messages = sorted(self.threads.get((params.get("channel"), params.get("ts")), []),
-                              key=lambda m: float(m["ts"]))
+            messages = sorted(
+                self.threads.get((params.get("channel"), params.get("ts")), []), key=lambda m: float(m["ts"])
+            )
             start, limit = int(params.get("cursor") or 0), int(params.get("limit") or 1000)
             more = start + limit < len(messages)
-            return {"ok": True, "messages": messages[start:start + limit], "has_more": more,
-                    "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+            return {
+                "ok": True,
+                "messages": messages[start : start + limit],
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
         if method == "response_url":
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
@@ -214,17 +251,31 @@ class SlackSender:
         self._event = 0
         self._lock = threading.Lock()
 
-    def post(self, body: str, content_type: str, timestamp: int | None = None, signature: str | None = None,
-             headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, str, float]:
+    def post(
+        self,
+        body: str,
+        content_type: str,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, str, float]:
         """POST `body`; returns (status, response body, seconds to the response)."""
         ts = str(int(time.time()) if timestamp is None else timestamp)
-        sig = signature if signature is not None else self.verifier.generate_signature(timestamp=ts, body=body)
-        request = urllib.request.Request(self.url, data=body.encode("utf-8"), method="POST", headers={
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": sig,
-            **(headers or {}),
-        })
+        sig = (
+            signature if signature is not None else self.verifier.generate_signature(timestamp=ts, body=body)
+        )
+        request = urllib.request.Request(
+            self.url,
+            data=body.encode("utf-8"),
+            method="POST",
+            headers={
+                "Content-Type": content_type,
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": sig,
+                **(headers or {}),
+            },
+        )
         t0 = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -239,59 +290,137 @@ class SlackSender:
 
     def event_body(self, event: dict[str, Any], event_id: str | None = None) -> str:
         """An Events API `event_callback` envelope around `event`."""
-        return json.dumps({
-            "token": "legacy-verification-token", "team_id": TEAM, "api_app_id": APP_ID,
-            "event": event, "type": "event_callback", "event_id": event_id or self.new_event_id(),
-            "event_time": int(time.time()), "event_context": "4-eyJ0ZXN0IjoxfQ",
-            "authorizations": [{"enterprise_id": None, "team_id": TEAM, "user_id": BOT_USER,
-                                "is_bot": True, "is_enterprise_install": False}],
-        })
+        return json.dumps(
+            {
+                "token": "legacy-verification-token",
+                "team_id": TEAM,
+                "api_app_id": APP_ID,
+                "event": event,
+                "type": "event_callback",
+                "event_id": event_id or self.new_event_id(),
+                "event_time": int(time.time()),
+                "event_context": "4-eyJ0ZXN0IjoxfQ",
+                "authorizations": [
+                    {
+                        "enterprise_id": None,
+                        "team_id": TEAM,
+                        "user_id": BOT_USER,
+                        "is_bot": True,
+                        "is_enterprise_install": False,
+                    }
+                ],
+            }
+        )
 
-    def send_event(self, event: dict[str, Any], event_id: str | None = None, **kwargs: Any) -> tuple[int, str, float]:
+    def send_event(
+        self, event: dict[str, Any], event_id: str | None = None, **kwargs: Any
+    ) -> tuple[int, str, float]:
         return self.post(self.event_body(event, event_id), "application/json", **kwargs)
 
-    def send_command(self, text: str, response_url: str, channel: str = "C0GENERAL", user: str = "U0ASKER",
-                     **kwargs: Any) -> tuple[int, str, float]:
-        body = urllib.parse.urlencode({
-            "token": "legacy-verification-token", "team_id": TEAM, "team_domain": "advisor-test",
-            "channel_id": channel, "channel_name": "general", "user_id": user, "user_name": "asker",
-            "command": "/advisor", "text": text, "api_app_id": APP_ID, "response_url": response_url,
-            "trigger_id": "1.2.3",
-        })
+    def send_command(
+        self, text: str, response_url: str, channel: str = "C0GENERAL", user: str = "U0ASKER", **kwargs: Any
+    ) -> tuple[int, str, float]:
+        body = urllib.parse.urlencode(
+            {
+                "token": "legacy-verification-token",
+                "team_id": TEAM,
+                "team_domain": "advisor-test",
+                "channel_id": channel,
+                "channel_name": "general",
+                "user_id": user,
+                "user_name": "asker",
+                "command": "/advisor",
+                "text": text,
+                "api_app_id": APP_ID,
+                "response_url": response_url,
+                "trigger_id": "1.2.3",
+            }
+        )
         return self.post(body, "application/x-www-form-urlencoded", **kwargs)
 
-    def send_action(self, action_id: str, value: str, response_url: str, channel: str = "C0GENERAL",
-                    message_ts: str = "1700000000.000200", user: str = "U0ASKER",
-                    message: dict | None = None, **kwargs: Any) -> tuple[int, str, float]:
+    def send_action(
+        self,
+        action_id: str,
+        value: str,
+        response_url: str,
+        channel: str = "C0GENERAL",
+        message_ts: str = "1700000000.000200",
+        user: str = "U0ASKER",
+        message: dict | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, str, float]:
         payload = {
-            "type": "block_actions", "team": {"id": TEAM, "domain": "advisor-test"},
-            "user": {"id": user, "username": "asker", "team_id": TEAM}, "api_app_id": APP_ID,
-            "token": "legacy-verification-token", "trigger_id": "1.2.3", "response_url": response_url,
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+            "type": "block_actions",
+            "team": {"id": TEAM, "domain": "advisor-test"},
+            "user": {"id": user, "username": "asker", "team_id": TEAM},
+            "api_app_id": APP_ID,
+            "token": "legacy-verification-token",
+            "trigger_id": "1.2.3",
+            "response_url": response_url,
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
             "channel": {"id": channel, "name": "general"},
-            "message": message or {"type": "message", "ts": message_ts, "text": "an answer", "bot_id": BOT_ID},
-            "actions": [{"action_id": action_id, "block_id": "advisor_feedback:x", "value": value,
-                         "type": "button", "action_ts": str(time.time())}],
+            "message": message
+            or {"type": "message", "ts": message_ts, "text": "an answer", "bot_id": BOT_ID},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "advisor_feedback:x",
+                    "value": value,
+                    "type": "button",
+                    "action_ts": str(time.time()),
+                }
+            ],
         }
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         return self.post(body, "application/x-www-form-urlencoded", **kwargs)
 
 
-def mention(text: str, channel: str = "C0GENERAL", ts: str | None = None, thread_ts: str | None = None,
-            user: str = "U0ASKER", **extra: Any) -> dict[str, Any]:
+def mention(
+    text: str,
+    channel: str = "C0GENERAL",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    user: str = "U0ASKER",
+    **extra: Any,
+) -> dict[str, Any]:
     """An `app_mention` event mentioning the bot."""
-    event = {"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}".rstrip(),
-             "ts": ts or f"{time.time():.6f}", "channel": channel, "event_ts": ts or f"{time.time():.6f}", **extra}
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER}> {text}".rstrip(),
+        "ts": ts or f"{time.time():.6f}",
+        "channel": channel,
+        "event_ts": ts or f"{time.time():.6f}",
+        **extra,
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
 
 
-def direct_message(text: str, channel: str = "D0ASKER", ts: str | None = None, thread_ts: str | None = None,
-                   user: str = "U0ASKER", **extra: Any) -> dict[str, Any]:
+def direct_message(
+    text: str,
+    channel: str = "D0ASKER",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    user: str = "U0ASKER",
+    **extra: Any,
+) -> dict[str, Any]:
     """A `message` event in the bot's DM (`message.im`)."""
-    event = {"type": "message", "channel_type": "im", "user": user, "text": text,
-             "ts": ts or f"{time.time():.6f}", "channel": channel, **extra}
+    event = {
+        "type": "message",
+        "channel_type": "im",
+        "user": user,
+        "text": text,
+        "ts": ts or f"{time.time():.6f}",
+        "channel": channel,
+        **extra,
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event

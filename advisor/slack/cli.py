@@ -13,9 +13,13 @@ from advisor.errors import ConfigError
 def required_secrets(settings: Settings, http: bool) -> None:
     """Fail at start-up, naming the variable, when a secret the chosen mode needs is missing."""
     if settings.slack_bot_token is None:
-        raise ConfigError("SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from the app's OAuth & Permissions page.")
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from the app's OAuth & Permissions page."
+        )
     if http and settings.slack_signing_secret is None:
-        raise ConfigError("SLACK_SIGNING_SECRET is not set: the signing secret from the app's Basic Information page.")
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: the signing secret from the app's Basic Information page."
+        )
     if not http and settings.slack_app_token is None:
         raise ConfigError(
             "SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-...) with the "
@@ -24,7 +28,9 @@ def required_secrets(settings: Settings, http: bool) -> None:
 
 
 def slack(
-    http: bool = typer.Option(False, "--http", help="Serve the Events API at /slack/events instead of Socket Mode."),
+    http: bool = typer.Option(
+        False, "--http", help="Serve the Events API at /slack/events instead of Socket Mode."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="HTTP mode: address to bind."),
     port: int = typer.Option(3000, "--port", help="HTTP mode: port to listen on."),
 ) -> None:
@@ -36,7 +42,8 @@ def slack(
         required_secrets(settings, http)  # before loading any model
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from advisor.feedback import FeedbackStore
-        from advisor.slack import SlackHttpServer, build_slack_app
+        from advisor.slack.app import build_slack_app
+        from advisor.slack.server import SlackHttpServer, serve_socket_mode
 
         advisor = _advisor(settings)
         app = build_slack_app(advisor, settings, FeedbackStore(settings.database_url), socket_mode=not http)
@@ -50,11 +57,9 @@ def slack(
             finally:
                 server.server.server_close()
         else:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
             assert settings.slack_app_token is not None
             err.print("Connecting to Slack in Socket Mode (Ctrl-C to stop).")
-            SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+            serve_socket_mode(app, settings.slack_app_token.get_secret_value())
 
 
 def register(app: typer.Typer) -> None:

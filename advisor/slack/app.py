@@ -1,0 +1,310 @@
+"""The bolt App: its listeners and the answering flow.
+
+`build_slack_app` wires a slack-bolt `App` around one `Advisor` and one `FeedbackStore`:
+- `app_mention` in channels and `message.im` in direct messages are answered in the thread of the
+  question; a follow-up in a thread reads the thread's earlier turns (`conversations.replies`) as
+  the conversation. `/advisor` answers privately through the command's `response_url`.
+- Every request is acknowledged at once (`process_before_response=True`: the ack runs in the HTTP
+  request thread) and the answer runs afterwards in a lazy listener on a bounded worker pool. A
+  "Looking through the reports..." reply is posted first and edited into the answer; while a
+  language model writes the answer, that reply shows the text so far (`preview.py`).
+- A question is answered by `Advisor.stream` (through `Advisor.ask`); a "cases like mine" request
+  (`/advisor like <description>`, or a message starting "like:" or "cases like mine") by
+  `Advisor.cases_like_mine`.
+- Redelivered events are acked, not answered again; messages from bots (this one included) and
+  edits are ignored.
+- Feedback buttons write to the same `FeedbackStore` as the web page (channel "slack").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import WebClient
+
+from advisor.advisor import Advisor
+from advisor.config import Settings
+from advisor.errors import AdvisorError, ConfigError
+from advisor.feedback import FeedbackStore
+from advisor.slack.blocks import FEEDBACK_ACTIONS, escape_mrkdwn, render_answer
+from advisor.slack.delivery import AnswerCache, EventDeduper, deliver, post, respond, web_client
+from advisor.slack.messages import (
+    COMMAND_USAGE,
+    FILES_NOT_READ,
+    NO_HISTORY,
+    SORRY,
+    THINKING,
+    Request,
+    read_request,
+    thread_history,
+)
+from advisor.slack.preview import (
+    MAX_PREVIEW_UPDATES,
+    PREVIEW_INTERVAL,
+    AnswerPreview,
+    PreviewLimiter,
+    preview_client,
+)
+
+log = logging.getLogger(__name__)
+
+_ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+class SlackBot:
+    """The listeners: acknowledge at once, answer in the thread, store feedback."""
+
+    def __init__(
+        self,
+        advisor: Advisor,
+        settings: Settings,
+        feedback_store: FeedbackStore,
+        deduper: EventDeduper | None = None,
+        answers: AnswerCache | None = None,
+    ) -> None:
+        self.advisor = advisor
+        self.settings = settings
+        self.feedback_store = feedback_store
+        self.deduper = deduper or EventDeduper()
+        self.answers = answers or AnswerCache()
+        self.preview_interval = PREVIEW_INTERVAL
+        self.max_preview_updates = MAX_PREVIEW_UPDATES
+        self.preview_limiter = PreviewLimiter()
+
+    # ---- middleware and acks -----------------------------------------------------------------
+    def dedupe(self, body: dict, request, response, next: Callable[[], Any]):
+        """Global middleware: a redelivered event (same event id or message) is acked, not answered."""
+        if body.get("type") == "event_callback" and not request.lazy_only:
+            event = body.get("event") or {}
+            keys = [f"event:{body.get('event_id')}" if body.get("event_id") else ""]
+            if event.get("channel") and event.get("ts") and event.get("type") in ("app_mention", "message"):
+                keys.append(f"message:{event['channel']}:{event['ts']}")
+            retry = (request.headers.get("x-slack-retry-num") or [None])[0]
+            if not self.deduper.first_time(*keys):
+                reason = (request.headers.get("x-slack-retry-reason") or [""])[0]
+                log.info(
+                    "Slack redelivered %s (retry %s, %s): already being answered, acked only",
+                    body.get("event_id"),
+                    retry,
+                    reason or "no reason given",
+                )
+                return BoltResponse(status=200, body="")
+            if retry:
+                log.info(
+                    "Slack retry %s of %s seen for the first time: answering it", retry, body.get("event_id")
+                )
+        next()
+        return response
+
+    @staticmethod
+    def ack_now(ack) -> None:
+        """Acknowledge within Slack's 3 seconds; the work happens in the lazy listener."""
+        ack()
+
+    def ack_command(self, ack, command: dict) -> None:
+        """Acknowledge `/advisor` with a private 'looking' note (or nothing when it gets a reply instead)."""
+        if self.read(command.get("text"), None, False, command=True).kind == "reply":
+            ack()
+        else:
+            ack(response_type="ephemeral", text=THINKING)
+
+    def read(
+        self, raw_text: str | None, bot_user_id: str | None, has_files: bool, command: bool = False
+    ) -> Request:
+        """What a message or `/advisor` command asks for (`messages.read_request`)."""
+        return read_request(raw_text, bot_user_id, has_files, self.settings.max_question_chars, command)
+
+    # ---- events --------------------------------------------------------------------------------
+    def answer_mention(self, event: dict, context, client: WebClient) -> None:
+        """An @mention in a channel: answer in the question's thread."""
+        self._answer_message(event, context, client)
+
+    def answer_direct_message(self, event: dict, context, client: WebClient) -> None:
+        """A direct message to the bot: answer in its thread (other message events are ignored)."""
+        if event.get("channel_type") != "im":
+            return
+        self._answer_message(event, context, client)
+
+    @staticmethod
+    def _is_from_a_bot(event: dict, context) -> bool:
+        return bool(
+            event.get("bot_id")
+            or event.get("bot_profile")
+            or event.get("subtype") == "bot_message"
+            or (context.bot_user_id and event.get("user") == context.bot_user_id)
+        )
+
+    def _answer_message(self, event: dict, context, client: WebClient) -> None:
+        if self._is_from_a_bot(event, context) or event.get("subtype") not in _ANSWERED_SUBTYPES:
+            return
+        channel, ts = event["channel"], event["ts"]
+        thread_ts = event.get("thread_ts") or ts
+        request = self.read(event.get("text"), context.bot_user_id, bool(event.get("files")))
+        if request.kind == "reply":
+            post(client, channel, thread_ts, {"text": escape_mrkdwn(request.reply)}, request.said)
+            return
+        placeholder = post(client, channel, thread_ts, {"text": THINKING}, request.said)
+        notes: tuple[str, ...] = ()
+        history: list[dict[str, str]] = []
+        if event.get("thread_ts") and request.kind == "question":  # "cases like mine" reads no conversation
+            try:
+                history = thread_history(
+                    client, channel, thread_ts, before_ts=ts, bot_user_id=context.bot_user_id
+                )
+            except SlackApiError as exc:
+                log.warning(
+                    "could not read thread %s in %s (%s): answering without it",
+                    thread_ts,
+                    channel,
+                    exc.response.get("error"),
+                )
+                notes = (NO_HISTORY,)
+        if event.get("files"):
+            notes += (FILES_NOT_READ,)
+        preview = None
+        if (
+            request.kind == "question"
+            and placeholder
+            and self.max_preview_updates > 0
+            and self.advisor.llm_answerer is not None
+        ):
+            preview = AnswerPreview(
+                preview_client(client),
+                channel,
+                placeholder,
+                self.preview_limiter,
+                self.preview_interval,
+                self.max_preview_updates,
+            )
+        try:
+            meta = {"channel": channel, "thread_ts": thread_ts, "user": event.get("user")}
+            message = self._answer(request, history, notes, meta, on_delta=preview.add if preview else None)
+        finally:
+            if preview is not None:
+                preview.close()  # waits for an edit in flight: the answer below is the last edit
+        deliver(client, channel, thread_ts, placeholder, message, request.said)
+
+    # ---- slash command --------------------------------------------------------------------------
+    def answer_command(self, command: dict) -> None:
+        """`/advisor <question>` or `/advisor like <description>`: answered privately (ephemeral)
+        through the command's response_url.
+
+        Not previewed while it streams: a response_url takes at most 5 messages in 30 minutes,
+        so preview edits there would compete with the answer itself for them.
+        """
+        request = self.read(command.get("text"), None, False, command=True)
+        if request.kind == "reply":
+            message = {"text": escape_mrkdwn(request.reply) if request.said else COMMAND_USAGE}
+        else:
+            meta = {"channel": command.get("channel_id"), "user": command.get("user_id"), "command": True}
+            message = self._answer(request, [], (), meta)
+        respond(command.get("response_url"), {**message, "response_type": "ephemeral"}, request.said)
+
+    # ---- feedback ---------------------------------------------------------------------------
+    def store_feedback(self, body: dict, action: dict) -> None:
+        """A feedback button: store the verdict with the answer in the shared feedback store."""
+        verdict = FEEDBACK_ACTIONS[action["action_id"]]
+        try:
+            value = json.loads(action.get("value") or "{}")
+        except json.JSONDecodeError:
+            value = {}
+        answer_id = str(value.get("a", ""))
+        record = self.answers.get(answer_id)
+        partial = record is None
+        if record is None:  # answered before a restart: keep what the message itself shows
+            message = body.get("message") or {}
+            record = {"question": value.get("q", ""), "answer": message.get("text", ""), "citations": []}
+        user = (body.get("user") or {}).get("id")
+        meta = {
+            "answer_id": answer_id,
+            "slack_user": user,
+            "slack_team": (body.get("team") or {}).get("id"),
+            "slack_channel": (body.get("channel") or {}).get("id"),
+            "message_ts": (body.get("container") or {}).get("message_ts"),
+            "partial_record": partial,
+        }
+        try:
+            feedback_id = self.feedback_store.record(
+                "slack", record.get("question") or value.get("q", ""), record, verdict, "", meta
+            )
+            said = "helpful" if verdict == "up" else "not helpful"
+            text = f"Thank you: your feedback (#{feedback_id}, {said}) was saved."
+        except Exception:  # the user should hear that it failed; the log has the details
+            log.exception("could not store Slack feedback %s on answer %s", verdict, answer_id)
+            text = "Sorry, I could not save your feedback just now. Please try again later."
+        respond(
+            body.get("response_url"),
+            {"text": text, "response_type": "ephemeral", "replace_original": False},
+            "",
+        )
+
+    # ---- answering ----------------------------------------------------------------------------
+    def _answer(
+        self,
+        request: Request,
+        history: list,
+        notes: tuple[str, ...],
+        meta: dict,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """The rendered answer to a question or "cases like mine" request; `on_delta` is given a
+        question's answer text as it streams."""
+        try:
+            if request.kind == "cases_like_mine":
+                answer = self.advisor.cases_like_mine(request.text)
+            else:
+                answer = self.advisor.ask(request.text, history=history or None, on_delta=on_delta)
+        except AdvisorError as exc:
+            return {"text": escape_mrkdwn(str(exc))}
+        except Exception:
+            log.exception("the advisor failed on a Slack question (%s): %r", meta, request.said[:200])
+            return {"text": SORRY}
+        answer_id = uuid.uuid4().hex[:16]
+        self.answers.put(answer_id, answer.to_record())  # the feedback store keeps the JSON record
+        return render_answer(answer, answer_id, notes)
+
+
+def build_slack_app(
+    advisor: Advisor,
+    settings: Settings,
+    feedback_store: FeedbackStore,
+    client: WebClient | None = None,
+    socket_mode: bool = False,
+    deduper: EventDeduper | None = None,
+) -> App:
+    """The bolt `App` with every listener; HTTP mode needs SLACK_SIGNING_SECRET, both need a bot token."""
+    if not socket_mode and settings.slack_signing_secret is None:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: the app's signing secret (Basic Information page)."
+        )
+    client = client or web_client(settings)
+    bot = SlackBot(advisor, settings, feedback_store, deduper=deduper)
+    executor = ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-answer")
+    try:
+        app = App(
+            client=client,
+            signing_secret=settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None,
+            request_verification_enabled=not socket_mode,
+            process_before_response=True,  # ack runs in the request thread, answers on the pool
+            listener_executor=executor,
+            name="spread-advisor",
+        )
+    except Exception as exc:  # noqa: BLE001 - bolt calls auth.test at start-up; any failure is the token
+        raise ConfigError(f"Slack did not accept SLACK_BOT_TOKEN ({exc}).") from None
+    app.use(bot.dedupe)
+    app.event("app_mention")(ack=bot.ack_now, lazy=[bot.answer_mention])
+    app.event("message")(ack=bot.ack_now, lazy=[bot.answer_direct_message])
+    app.command("/advisor")(ack=bot.ack_command, lazy=[bot.answer_command])
+    for action_id in FEEDBACK_ACTIONS:
+        app.action(action_id)(ack=bot.ack_now, lazy=[bot.store_feedback])
+    app.bot = bot  # type: ignore[attr-defined]  # for tests and operators: the answer cache, deduper
+    return app
