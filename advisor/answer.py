@@ -30,56 +30,31 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from advisor.compose import (
+    CLOSEST_TOPICS_TEXT,
+    DETAIL_WORDS,
+    DROPPED_PARTS_TEXT,
+    MISSING_DETAIL_TEXT,
+    NO_CONTENT_TEXT,
+    NO_INDEX_TEXT,
+    NOT_ENGLISH_TEXT,
+    REFUSAL_TEXT,
+    UNCOVERED_PART_TEXT,
+    UNKNOWN_TERMS_TEXT,
+    closest_topics,
+    join_names,
+    label_of,
+    states,
+)
 from advisor.coverage import CoverageModel
 from advisor.question import QuestionAnalysis, analyse, content_words
 from advisor.retrieval import lexical_text
-from advisor.text import tokenize
-from advisor.sentences import sentence_spans
 from advisor.store import SentenceIndex
+from advisor.text import stem, tokenize
 from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
-from advisor.text import numbers, stem
-
-REFUSAL_TEXT = (
-    "The reports in the advisor's library do not cover this question closely enough "
-    "to answer it with evidence."
-)
-UNKNOWN_TERMS_TEXT = " The reports never mention: {terms}."
-MISSING_DETAIL_TEXT = "The reports describe {things} but do not give {detail}."
-CLOSEST_TOPICS_TEXT = " The closest topics they do cover: {topics}."
-UNCOVERED_PART_TEXT = "The reports do not cover this part of the question: \u201c{part}\u201d."
-DROPPED_PARTS_TEXT = "Only the first {n} parts of the question were answered; please ask the rest separately."
-NO_CONTENT_TEXT = (
-    "The question has no words to search the reports for. Please say what you would like to know, "
-    "for example \u201cHow did DAFNE win over doubtful consultants?\u201d"
-)
-NOT_ENGLISH_TEXT = (
-    "The reports are in English, and the advisor reads questions in English only. Please ask in English."
-)
-NO_INDEX_TEXT = "The library is empty: no report has been ingested yet."
-DETAIL_WORDS = {
-    "number": "the figure asked for",
-    "amount": "the amount asked for",
-    "date": "the date asked for",
-    "who": "who it was",
-}
+from advisor.units import END_PUNCT, LEAD_IN, evidence_unit
 
 QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
-UNIT_MAX_WORDS = 150  # an evidence unit (sentence + what it leans on) stays readable
-LIST_ITEMS = 4  # items a list's lead-in brings along
-_END_PUNCT = re.compile(r"""[.!?…]["”’')\]]*$""")
-# English function words by which a sentence leans on the one before it (a closed class of the
-# language, not wordings of any question): "This final change...", "However, ...", "For others..."
-_LEANS_BACK = re.compile(
-    r"^(this|these|that|those|it|its|they|their|them|such|however|but|also|moreover|furthermore|"
-    r"instead|similarly|likewise|nevertheless|therefore|thus|for others|in addition|"
-    r"as a result|in turn|by contrast|in contrast|neither|the latter|the former)\b",
-    re.IGNORECASE,
-)
-_LEAD_IN = re.compile(r":\s*$")
-_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
-_MONEY = re.compile(r"[£$€]\s?\d|\b\d[\d,.]*\s?(?:million|billion|bn|m|k|pounds|pence|p)\b", re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class ReportTerms:
     """The words of the indexed reports by stem: in how many passages each occurs, and each
@@ -262,7 +237,7 @@ class ExtractiveAnswerer:
         kind = analysis.part_types[part] if part is not None and analysis.part_types else analysis.answer_type
         close = sorted(candidates, key=lambda c: -closeness[id(c)])[:5]
         satisfied = (
-            float(any(_states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
+            float(any(states(kind, c.text) for c in close)) if kind in ("number", "amount", "date") else 1.0
         )
         return {
             "best_similarity": round(sims[0] if sims else 0.0, 4),
@@ -319,12 +294,12 @@ class ExtractiveAnswerer:
         ]
         detail = DETAIL_WORDS.get(analysis.answer_type)
         if named and detail and features.get("named_covered", 0) >= 1.0:
-            text = MISSING_DETAIL_TEXT.format(things=_join(named[:3]), detail=detail)
+            text = MISSING_DETAIL_TEXT.format(things=join_names(named[:3]), detail=detail)
         elif self.terms is not None:
             unknown = [w for w in analysis.domain_terms if self._passage_count(w) == 0]
             if unknown:
                 text += UNKNOWN_TERMS_TEXT.format(terms=", ".join(unknown))
-        topics = _closest_topics(passages)
+        topics = closest_topics(passages)
         if topics:
             text += CLOSEST_TOPICS_TEXT.format(topics="; ".join(topics))
         return Answer(
@@ -440,11 +415,11 @@ class ExtractiveAnswerer:
                 )
                 overlap = len(query_terms & set(tokenize(text))) / len(query_terms) if query_terms else 0.0
                 score = (1 - w) * closeness + w * spec + 0.08 * overlap + 0.03 * (n - passage.rank + 1) / n
-                if wants_number and _states(analysis.answer_type, text):
+                if wants_number and states(analysis.answer_type, text):
                     score += self.type_bonus
                 if other_case:
                     score -= self.other_case_penalty
-                if not _END_PUNCT.search(text) and not _LEAD_IN.search(text):
+                if not END_PUNCT.search(text) and not LEAD_IN.search(text):
                     score -= 0.05  # a fragment (a heading or cut bullet) reads badly as an answer
                 out.append(
                     ScoredSentence(
@@ -502,48 +477,21 @@ class ExtractiveAnswerer:
                 chosen.append(cand)
         return chosen
 
-    # ---- evidence units and composition ------------------------------------------------
-    def unit(self, cand: ScoredSentence) -> str:
-        """The sentence with what it needs to stand alone, verbatim from its passage.
-
-        A sentence that leans on the one before it in the same paragraph ("This final change...",
-        "However, ...") brings that sentence along; a list's lead-in ("...to consider:") brings
-        its items (up to LIST_ITEMS, within UNIT_MAX_WORDS).
-        """
-        text = cand.passage.chunk.text
-        spans = sentence_spans(text)
-        at = next((i for i, (s, _) in enumerate(spans) if s == cand.start), None)
-        if at is None:
-            return cand.text
-        first, last = at, at
-        if at > 0 and _LEANS_BACK.match(cand.text):
-            gap = text[spans[at - 1][1] : spans[at][0]]
-            before = text[spans[at - 1][0] : spans[at - 1][1]]
-            if "\n" not in gap and _END_PUNCT.search(before):
-                first = at - 1
-        if _LEAD_IN.search(cand.text):
-            while last + 1 < len(spans) and last - at < LIST_ITEMS:
-                if len(text[spans[first][0] : spans[last + 1][1]].split()) > UNIT_MAX_WORDS:
-                    break
-                last += 1
-        if first == last == at:
-            return cand.text
-        return text[spans[first][0] : spans[last][1]]
-
+    # ---- composition ----------------------------------------------------------------
     def _compose(self, analysis, chosen, base, record, notes) -> Answer:
         if analysis.answer_type in ("number", "amount", "date", "who"):
             # the sentence holding the fact first: one that states a number / amount / year, then by score
-            chosen.sort(key=lambda c: (not _states(analysis.answer_type, c.text), -c.score))
+            chosen.sort(key=lambda c: (not states(analysis.answer_type, c.text), -c.score))
         else:
             chosen.sort(key=lambda c: (c.part, -c.score))
         citations, sentences, parts, seen = [], [], [], set()
         for cand in chosen:
-            text = self.unit(cand)
+            text = evidence_unit(cand.passage.chunk.text, cand.start, cand.text)
             if text in seen:
                 continue
             seen.add(text)
             marker = len(citations) + 1
-            label = _label(cand.passage)
+            label = label_of(cand.passage)
             citations.append(Citation(marker=marker, passage=cand.passage, quote=text))
             sentences.append(
                 AnswerSentence(
@@ -560,37 +508,3 @@ class ExtractiveAnswerer:
             analysis=record,
             **base,
         )
-
-
-def _states(answer_type: str, text: str) -> bool:
-    """Whether a sentence states what a number / amount / date question asks for."""
-    if answer_type == "number":
-        return bool(numbers(text))
-    if answer_type == "amount":
-        return bool(_MONEY.search(text))
-    if answer_type == "date":
-        return bool(_YEAR.search(text))
-    return False
-
-
-def _label(passage: Passage) -> str:
-    """What a quote is about: its case study, else its report (publisher and year)."""
-    chunk = passage.chunk
-    if chunk.case_study:
-        return chunk.case_study
-    publisher = str(chunk.meta.get("publisher", "") or "").split("(")[0].strip()
-    year = chunk.meta.get("year")
-    return f"{publisher} {year}".strip() if publisher else chunk.title
-
-
-def _closest_topics(passages: list[Passage], n: int = 3) -> list[str]:
-    topics: list[str] = []
-    for p in passages:
-        topic = p.chunk.case_study or p.chunk.section or p.chunk.title
-        if topic and topic not in topics:
-            topics.append(topic)
-    return topics[:n]
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

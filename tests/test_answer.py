@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from advisor.answer import NO_CONTENT_TEXT, NOT_ENGLISH_TEXT
+from advisor.compose import NO_CONTENT_TEXT, NOT_ENGLISH_TEXT
 from advisor.coverage import FEATURES, MODEL_FILE, CoverageModel, fit
 
 NHSC = "nhs-confederation-2023-scaling-innovation.txt"

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.answer import ReportTerms, stem
+from advisor.answer import ReportTerms
+from advisor.text import stem
 from advisor.text import tokenize
 from advisor.types import Chunk
 
