@@ -1,7 +1,7 @@
 """Slack bot benchmark on loopback: 50 mentions sent at once to the real HTTP endpoint.
 
 The advisor's bolt app serves /slack/events on 127.0.0.1; a local mock of Slack's Web API
-(tests/slack_mock.py) records the replies. 50 signed `app_mention` events are sent at the same
+(tests/slack/slack_mock.py) records the replies. 50 signed `app_mention` events are sent at the same
 moment, then 10 of them again as Slack retries (X-Slack-Retry-Num, same event id). Checked:
 every request acknowledged (HTTP 200) within 3 s, every question answered exactly once, none lost.
 Reported: ack p50/p95/max, time to answer p50/p95/max (send -> answer edited into place).
