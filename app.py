@@ -6,7 +6,7 @@ terminal and in the page); questions asked meanwhile get a clear "still building
 
 import logging
 
-from advisor.ui import launch
+from advisor.web.app import launch
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")

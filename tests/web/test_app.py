@@ -6,35 +6,14 @@ import html
 import re
 
 import pytest
+from markupsafe import escape
 
 from advisor.feedback import FeedbackStore
-from advisor.ui import build_ui, parse_auth, plain_history, render_answer_markdown, serve, shown_question
+from advisor.web.app import build_ui, parse_auth, serve
 from tests.conftest import free_port
-
-
-@pytest.fixture(scope="module")
-def ui(built_advisor, built_settings, tmp_path_factory):
-    """The app served on a free loopback port, with its own feedback database."""
-    feedback = FeedbackStore(f"sqlite:///{tmp_path_factory.mktemp('ui') / 'feedback.sqlite3'}")
-    port = free_port()
-    demo = build_ui(built_advisor, built_settings, feedback)
-    serve(demo, built_settings, port=port, block=False)
-    yield f"http://127.0.0.1:{port}/", feedback
-    demo.close()
-
-
-@pytest.fixture
-def client(ui):
-    from gradio_client import Client
-
-    return Client(ui[0], verbose=False)
-
-
-def _text(message) -> str:
-    content = message["content"]
-    if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
+from tests.web.conftest import message_text as _text
+from tests.web.conftest import plain as _plain
+from tests.web.conftest import quotes_and_passages as _quotes_and_passages
 
 
 def test_question_returns_a_cited_answer_with_evidence(client):
@@ -52,15 +31,15 @@ def test_question_returns_a_cited_answer_with_evidence(client):
 
 def test_follow_up_uses_the_conversation(client):
     history, *_ = client.predict("How did KardiaMobile reach patients?", [], [], [], api_name="/ask")
-    history2, _, searched, _ = client.predict("What about the evidence for it?", history, [], [], api_name="/ask")
+    history2, _, searched, _ = client.predict(
+        "What about the evidence for it?", history, [], [], api_name="/ask"
+    )
     assert "Searched for:" in searched and "KardiaMobile" in searched
     assert len(history2) == 4
 
 
 def test_filters_restrict_the_evidence(client):
-    _, evidence, _, _ = client.predict(
-        "What did they learn?", [], [], ["Lantum"], api_name="/ask"
-    )
+    _, evidence, _, _ = client.predict("What did they learn?", [], [], ["Lantum"], api_name="/ask")
     assert "Lantum" in evidence
     assert "KardiaMobile" not in evidence
 
@@ -80,7 +59,11 @@ def test_feedback_is_stored_and_read_back(client, ui):
 
 @pytest.mark.parametrize(
     "question,needle",
-    [("", "empty"), ("x" * 100_000, "limit"), ("<script>alert('pwned')</script> how do I scale?", "&lt;script&gt;")],
+    [
+        ("", "empty"),
+        ("x" * 100_000, "limit"),
+        ("<script>alert('pwned')</script> how do I scale?", "&lt;script&gt;"),
+    ],
 )
 def test_bad_input_gets_a_clear_message(client, question, needle):
     history, *_ = client.predict(question, [], [], [], api_name="/ask")
@@ -95,7 +78,7 @@ def test_question_while_the_index_is_building(make_settings, tmp_path, built_adv
     from gradio_client import Client
 
     from advisor.advisor import build_advisor
-    from advisor.ui import IndexBuilder
+    from advisor.web.index_builder import IndexBuilder
 
     settings = make_settings()
     advisor = build_advisor(settings, load=False, embedder=built_advisor.embedder)
@@ -124,12 +107,6 @@ def test_auth_pairs_are_parsed_and_malformed_ones_refused():
         parse_auth("justauser")
 
 
-def test_answer_markup_is_escaped(built_advisor):
-    answer = built_advisor.ask("What role do clinical champions play?")
-    rendered = render_answer_markdown(answer)
-    assert rendered.count("cite-marker") == len(answer.citations)
-
-
 def test_nothing_outside_the_app_is_served(ui):
     import httpx
 
@@ -140,58 +117,8 @@ def test_nothing_outside_the_app_is_served(ui):
         assert "root:" not in response.text
 
 
-def test_long_pastes_are_cut_in_the_bubble_and_markup_escaped():
-    assert shown_question("<b>hi</b> & more") == "&lt;b&gt;hi&lt;/b&gt; &amp; more"
-    shown = shown_question("y" * 100_000)
-    assert len(shown) < 1000 and "100,000 characters" in shown
-    assert "empty" in shown_question("")
-
-
-def test_the_advisor_gets_the_conversation_as_plain_text():
-    history = [
-        {"role": "user", "content": "R&amp;D &lt;costs&gt;?"},
-        {"role": "assistant", "content": "Costs rose.<sup class='cite-marker'>[1]</sup>"},
-        {"role": "user", "content": [{"type": "text", "text": "And <em>staff</em>?"}]},
-        {"role": "assistant", "content": "The advisor is still building its library."},
-    ]
-    answers = {"1": {"answer": "Costs rose. [1]"}}
-    assert plain_history(history, answers) == [
-        {"role": "user", "content": "R&D <costs>?"},
-        {"role": "assistant", "content": "Costs rose. [1]"},
-        {"role": "user", "content": "And staff?"},
-        {"role": "assistant", "content": "The advisor is still building its library."},
-    ]
-
-
 # ---- case studies: the explorer, "cases like mine", catalogue answers in the chat -------------
 NUFFIELD = "nuffield-2020-achieving-scale-and-spread.txt"
-_ITEM = re.compile(
-    r"<details class='cite'><summary>.*?<div class='quote'>“(.*?)”</div>.*?</summary>"
-    r"<div class='passage'>(.*?)</div></details>",
-    re.DOTALL,
-)
-
-
-@pytest.fixture(scope="module")
-def catalogue(built_advisor):
-    catalogue = built_advisor.case_catalogue.current
-    assert catalogue is not None, built_advisor.case_catalogue.error
-    return catalogue
-
-
-def _plain(markup: str) -> str:
-    from advisor.cases import normalise_space
-
-    return normalise_space(html.unescape(re.sub(r"<[^>]+>", "", markup)))
-
-
-def _quotes_and_passages(markup: str) -> list[tuple[str, str, str]]:
-    """(quote, highlighted text, passage text) for every quote that opens onto its passage."""
-    items = []
-    for quote, passage in _ITEM.findall(markup):
-        marked = re.findall(r"<mark>(.*?)</mark>", passage, re.DOTALL)
-        items.append((_plain(quote), _plain(" ".join(marked)), _plain(passage)))
-    return items
 
 
 def test_case_explorer_lists_every_case(client, catalogue):
@@ -231,11 +158,11 @@ def test_case_explorer_filter_with_no_case_says_so(client):
 def test_case_card_shows_every_quote_and_its_passage(client, catalogue):
     for case in catalogue.cases:
         card = client.predict(case.name, api_name="/case_card")
-        assert f"<h3>{html.escape(case.name, quote=False)}" in card
+        assert f"<h3>{escape(case.name)}" in card
         text = _plain(card)
         for e in case.evidence:
             assert e.quote in text, (case.name, e.field, e.quote)
-            assert f"line {e.line}" in card and case.report in card
+            assert f"line {e.line}" in card and escape(case.report) in card
         items = _quotes_and_passages(card)
         assert len(items) == len(case.evidence), case.name  # every quote opens onto its passage
         for quote, marked, passage in items:
@@ -243,26 +170,8 @@ def test_case_card_shows_every_quote_and_its_passage(client, catalogue):
             assert marked == quote, (case.name, quote, marked)
 
 
-def test_case_card_and_matches_escape_corpus_text(catalogue):
-    from dataclasses import replace
-
-    from advisor.cases import CaseMatch
-    from advisor.ui import render_case_card, render_case_matches
-
-    case = catalogue.get("KardiaMobile")
-    bad = "<img src=x onerror=alert(1)>"
-    evidence = tuple(replace(e, value=bad) if e.field == "lesson" else e for e in case.evidence)
-    case = replace(case, name=bad, section=bad, evidence=evidence)
-    for markup in (
-        render_case_card(case, {}),
-        render_case_matches([CaseMatch(case, 0.5, (bad,), case.evidence[:3], (bad,))], {}),
-    ):
-        assert "<img" not in markup and "&lt;img src=x onerror=alert(1)&gt;" in markup
-    assert "Choose a case study" in render_case_card(None, {})
-
-
 def test_cases_like_mine_ranks_cases_with_quotes_from_the_corpus(client):
-    from advisor.cases import normalise_space
+    from advisor.text import normalise_space
     from tests.conftest import CORPUS
 
     description = "a mental health liaison team in an acute hospital"
@@ -296,7 +205,7 @@ def test_cases_like_mine_with_nothing_in_common_says_so(client, description):
     from advisor.cases import NO_SIMILAR_CASE
 
     results = client.predict(description, [], [], [], api_name="/cases_like")
-    assert html.escape(NO_SIMILAR_CASE, quote=False) in results
+    assert escape(NO_SIMILAR_CASE) in results
     assert "score" not in results and "<details" not in results
 
 
@@ -321,7 +230,7 @@ def test_catalogue_answer_shows_one_case_per_line(client, catalogue):
 
 def test_case_tabs_say_plainly_when_the_catalogue_is_broken(client, built_advisor, corpus_copy, monkeypatch):
     from advisor.cases import CATALOGUE_NAME, CatalogueLoader
-    from advisor.ui import catalogue_problem
+    from advisor.web.handlers import catalogue_problem
 
     (corpus_copy / CATALOGUE_NAME).write_text("cases: [unclosed\n", encoding="utf-8")
     broken = CatalogueLoader(corpus_copy)
@@ -336,8 +245,10 @@ def test_case_tabs_say_plainly_when_the_catalogue_is_broken(client, built_adviso
     assert "[1]" in _text(history[-1])  # the chat keeps answering from the passages
 
 
-# ---- the LLM path on the page (issue 6): streamed draft, then flags on unsupported sentences ----
-def test_an_llm_answer_streams_and_its_unsupported_sentence_is_flagged(built_advisor, built_settings, tmp_path):
+# ---- the LLM path on the page: streamed draft, then flags on unsupported sentences ----
+def test_an_llm_answer_streams_and_its_unsupported_sentence_is_flagged(
+    built_advisor, built_settings, tmp_path
+):
     from gradio_client import Client
 
     from tests.conftest import INVENTED as invented
@@ -352,7 +263,9 @@ def test_an_llm_answer_streams_and_its_unsupported_sentence_is_flagged(built_adv
     try:
         job = Client(f"http://127.0.0.1:{port}/", verbose=False).submit(question, [], [], [], api_name="/ask")
         history, evidence, _, _ = job.result(timeout=300)
-        drafts = [_text(out[0][-1]) for out in job.outputs() if out and out[0] and out[0][-1]["role"] == "assistant"]
+        drafts = [
+            _text(out[0][-1]) for out in job.outputs() if out and out[0] and out[0][-1]["role"] == "assistant"
+        ]
     finally:
         demo.close()
 

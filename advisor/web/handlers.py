@@ -1,0 +1,364 @@
+"""What the page does, as methods taking and returning plain values.
+
+`PageHandlers` holds the advisor, its settings, the feedback store and the index builder. Each
+method takes what the page's components hold (strings, lists, the chat history as message
+dicts, the answers kept per conversation) and returns what to show: strings, lists and small
+named tuples whose fields are the outputs in the order `advisor.web.app` wires them. `KEEP`
+stands for an output the page leaves as it is (`gr.skip()` there). Nothing here imports Gradio,
+so tests call these methods directly.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from advisor.advisor import Advisor, clean_question
+from advisor.cases import CaseCatalogue, CaseStudy
+from advisor.condense import message_text
+from advisor.config import Settings
+from advisor.errors import AdvisorError
+from advisor.feedback import FeedbackStore
+from advisor.types import Answer, Filters
+from advisor.web.index_builder import IndexBuilder
+from advisor.web.render import (
+    escape_text,
+    render_answer_markdown,
+    render_case_card,
+    render_case_matches,
+    render_evidence,
+    render_library,
+    render_message,
+    searched_line,
+    shown_question,
+)
+
+if TYPE_CHECKING:
+    from gradio import LikeData
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED = "Sorry, something went wrong while answering. Please try again; the problem has been logged."
+NO_LIKE_INPUT = "Describe your innovation and its setting in a sentence, or pick at least one tag."
+CASE_FILTERS = ("innovation_type", "setting", "mechanism")  # with the report, the explorer's filters
+LIKE_PICKERS = ("innovation_type", "setting", "organisation_type")
+ANY = ""  # a filter left at "Any"
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class Keep:
+    """An output the page leaves as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+
+
+class ChatTurn(NamedTuple):
+    """What one step of answering shows."""
+
+    history: list[dict[str, Any]]  # the chat, as Gradio's message dicts
+    evidence: str | Keep  # the sources panel
+    searched: str | Keep  # "Searched for: ..." under the chat, for a follow-up
+    answers: dict[str, Any]  # answer records by chat position, and "latest"
+    question: str  # the question box, emptied once the question is sent
+
+
+class Rated(NamedTuple):
+    """What rating an answer shows."""
+
+    status: str | Keep  # the line under the rating buttons
+    comment: str | Keep  # the comment box, emptied once the rating is saved
+
+
+class Cleared(NamedTuple):
+    """A new conversation: everything about the last one emptied."""
+
+    history: list[dict[str, Any]]
+    evidence: str
+    searched: str
+    answers: dict[str, Any]
+    question: str
+    status: str
+
+
+class CaseTable(NamedTuple):
+    """The explorer's table and the sentence counting it."""
+
+    rows: list[list[str]]
+    count: str
+
+
+@dataclass(frozen=True)
+class Explorer:
+    """Choices and contents for the case-study tabs, from the catalogue now served."""
+
+    status: str  # why there are no case studies (Markdown), or ""
+    reports: list[tuple[str, str]]  # the report filter's (label, value) choices
+    tags: dict[str, list[tuple[str, str]]]  # each tag filter's choices
+    rows: list[list[str]]
+    count: str
+    names: list[str]  # the case picker's choices
+    card: str  # the card shown before a case is picked
+    like: dict[str, list[tuple[str, str]]]  # the "cases like mine" tag pickers' choices
+
+
+# ---- the case-study catalogue as the explorer shows it ---------------------------------
+def catalogue_problem(advisor: Advisor) -> str | None:
+    """Why there are no case studies to show, in a sentence; None when the catalogue is loaded."""
+    loader = advisor.case_catalogue
+    if loader.current is not None:
+        return None
+    if not advisor.ready:
+        return "The case studies open when the library of reports is ready; it is being built."
+    if loader.error:
+        return (
+            f"The case-study catalogue could not be loaded, so case studies cannot be shown: {loader.error}. "
+            "The chat still answers from the reports."
+        )
+    return (
+        "This library has no case-study catalogue (case_studies.yaml in the corpus), so there are no "
+        "case studies to show. The chat still answers from the reports."
+    )
+
+
+def tag_choices(catalogue: CaseCatalogue, field_name: str) -> list[tuple[str, str]]:
+    """The values of a tag field that some case has, in vocabulary order, labelled with their counts."""
+    counts = Counter(v for case in catalogue.cases for v in case.values(field_name))
+    return [(f"{v} ({counts[v]})", v) for v in catalogue.vocabulary.values(field_name) if counts[v]]
+
+
+def report_choices(catalogue: CaseCatalogue) -> list[tuple[str, str]]:
+    """The reports that have case studies, labelled with publisher, year, title and count."""
+    first: dict[str, CaseStudy] = {}
+    counts = Counter(case.source for case in catalogue.cases)
+    for case in catalogue.cases:
+        first.setdefault(case.source, case)
+    return [(f"{c.report}: {c.title} ({counts[s]})", s) for s, c in first.items()]
+
+
+def filter_cases(catalogue: CaseCatalogue, source: str = ANY, **tags: str) -> list[CaseStudy]:
+    """The explorer's filter: the catalogue's own `.filter`, a filter left at "Any" ignored."""
+    return catalogue.filter(source=source or None, **{f: v for f, v in tags.items() if v})
+
+
+def case_rows(cases: list[CaseStudy]) -> list[list[str]]:
+    """The explorer's table: one row per case (plain text; the table shows it as text)."""
+    return [
+        [
+            case.name,
+            case.report,
+            ", ".join(case.values("innovation_type")),
+            ", ".join(case.values("setting")) or "-",
+        ]
+        for case in cases
+    ]
+
+
+def plain_history(history: list[dict[str, Any]], answers: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat as plain text for the advisor: user questions unescaped, answers without markup."""
+    plain = []
+    for i, message in enumerate(history):
+        role = message.get("role")
+        record = answers.get(str(i)) if role == "assistant" else None
+        if record:
+            text = record.get("answer", "")
+        else:
+            text = html.unescape(_TAGS.sub("", message_text(message.get("content"))))
+        plain.append({"role": role, "content": text})
+    return plain
+
+
+# ---- the handlers ----------------------------------------------------------------------
+class PageHandlers:
+    """The page's handlers around one advisor, its settings and one feedback store."""
+
+    def __init__(
+        self,
+        advisor: Advisor,
+        settings: Settings,
+        feedback: FeedbackStore,
+        builder: IndexBuilder | None = None,
+    ) -> None:
+        self.advisor = advisor
+        self.settings = settings
+        self.feedback = feedback
+        self.builder = builder or IndexBuilder(advisor)
+
+    # ---- the chat ----
+    def filter_choices(self) -> tuple[list[tuple[str, str]], list[str]]:
+        """The chat's filters: (title, file name) of each report, and the case study names."""
+        if not self.advisor.ready:
+            return [], []
+        docs = [(d.title, d.source) for d in self.advisor.sources()]
+        return docs, self.advisor.case_study_names()
+
+    def ask(
+        self,
+        message: Any,
+        history: list[dict[str, Any]] | None,
+        sources: list[str] | None,
+        cases: list[str] | None,
+        answers: dict[str, Any] | None,
+    ) -> Iterator[ChatTurn]:
+        """Answer a question in the conversation: the question at once, the text as it streams, then
+        the answer with its evidence; a clear message instead when the question cannot be answered."""
+        question = message_text(message).strip() if message is not None else ""
+        history = list(history or [])
+        answers = dict(answers or {})
+        earlier = plain_history(history, answers)
+        history = history + [{"role": "user", "content": shown_question(question)}]
+        if not self.advisor.ready:
+            history.append({"role": "assistant", "content": self.builder.status()})
+            yield ChatTurn(history, render_evidence(None), "", answers, "")
+            return
+        yield ChatTurn(list(history), KEEP, "", answers, "")  # the question shows at once, the box empties
+        filters = Filters(sources=tuple(sources or ()), case_studies=tuple(cases or ()))
+        streamed = ""
+        try:
+            for event in self.advisor.stream(question, history=earlier, filters=filters or None):
+                if isinstance(event, Answer):
+                    answer = event
+                    break
+                streamed += event
+                partial = history + [{"role": "assistant", "content": escape_text(streamed)}]
+                yield ChatTurn(partial, KEEP, KEEP, answers, "")
+        except AdvisorError as exc:  # a bad question, a missing index, an LLM that is down
+            history.append({"role": "assistant", "content": escape_text(str(exc))})
+            yield ChatTurn(history, KEEP, "", answers, "")
+            return
+        except Exception:  # the edge: one user's failure must not take the page down
+            log.exception("answering %r failed", question[:200])
+            history.append({"role": "assistant", "content": UNEXPECTED})
+            yield ChatTurn(history, KEEP, "", answers, "")
+            return
+        history.append({"role": "assistant", "content": render_answer_markdown(answer)})
+        answers[str(len(history) - 1)] = answer.to_record()
+        answers["latest"] = answer.to_record()
+        yield ChatTurn(history, render_evidence(answer), searched_line(answer), answers, "")
+
+    def new_conversation(self) -> Cleared:
+        return Cleared([], render_evidence(None), "", {}, "", "")
+
+    # ---- feedback ----
+    def rate_latest(self, verdict: str, comment: str | None, answers: dict[str, Any] | None) -> Rated:
+        """Store a rating ("up" or "down") of the latest answer, with the comment."""
+        return self._store(verdict, comment, (answers or {}).get("latest"))
+
+    def rate(self, data: LikeData, comment: str | None, answers: dict[str, Any] | None) -> Rated:
+        """Store a thumb clicked under a message of the chat, with the comment."""
+        if not isinstance(data.liked, bool):  # a thumb clicked off again: nothing to store
+            return Rated(KEEP, KEEP)
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        record = (answers or {}).get(str(index))
+        if record is None:
+            return Rated("Only answers can be rated; this message is not one.", KEEP)
+        return self._store("up" if data.liked else "down", comment, record)
+
+    def _store(self, verdict: str, comment: str | None, record: dict[str, Any] | None) -> Rated:
+        if not record:
+            return Rated("Ask a question first: feedback is about an answer.", KEEP)
+        feedback_id = self.feedback.record("web", record["question"], record, verdict, comment or "")
+        label = "helpful" if verdict == "up" else "not helpful"
+        return Rated(f"Thank you: feedback #{feedback_id} saved ({label}).", "")
+
+    # ---- the library ----
+    def library(self) -> str:
+        return render_library(self.advisor.sources() if self.advisor.ready else None)
+
+    def banner(self) -> str:
+        """The line at the top of the page: the build's progress, or nothing once it is ready."""
+        return "" if self.advisor.ready else self.builder.banner()
+
+    # ---- case studies: the explorer and "cases like mine" ----
+    def explorer(self) -> Explorer:
+        """Choices and contents for the case-study tabs, from the catalogue now served."""
+        catalogue = self.advisor.case_catalogue.current
+        any_ = [("Any", ANY)]
+        if catalogue is None:
+            return Explorer(
+                status=escape_text(catalogue_problem(self.advisor) or ""),
+                reports=any_,
+                tags={f: any_ for f in CASE_FILTERS},
+                rows=[],
+                count="",
+                names=[],
+                card=self._problem(),
+                like={f: [] for f in LIKE_PICKERS},
+            )
+        return Explorer(
+            status="",
+            reports=any_ + report_choices(catalogue),
+            tags={f: any_ + tag_choices(catalogue, f) for f in CASE_FILTERS},
+            rows=case_rows(catalogue.cases),
+            count=f"All {len(catalogue)} case studies in the catalogue.",
+            names=[c.name for c in catalogue.cases],
+            card=render_case_card(None, {}),
+            like={f: tag_choices(catalogue, f) for f in LIKE_PICKERS},
+        )
+
+    def filter_cases(
+        self, source: str | None, innovation_type: str | None, setting: str | None, mechanism: str | None
+    ) -> CaseTable:
+        """The explorer's table for a report and tags ("" is "Any"), and how many cases match."""
+        catalogue = self.advisor.case_catalogue.current
+        if catalogue is None:
+            return CaseTable([], escape_text(catalogue_problem(self.advisor) or ""))
+        try:
+            cases = filter_cases(
+                catalogue,
+                source or ANY,
+                innovation_type=innovation_type,
+                setting=setting,
+                mechanism=mechanism,
+            )
+        except AdvisorError as exc:  # a value the catalogue no longer has (it was reloaded)
+            return CaseTable([], escape_text(str(exc)))
+        if cases:
+            count = f"{len(cases)} of {len(catalogue)} case studies match."
+        else:
+            count = f"None of the {len(catalogue)} case studies matches all of these filters."
+        return CaseTable(case_rows(cases), count)
+
+    def case_card(self, name: str | None) -> str:
+        """The card of the case study picked by name; the hint when none is picked."""
+        catalogue = self.advisor.case_catalogue.current
+        if catalogue is None:
+            return self._problem()
+        case = catalogue.get(name) if name else None
+        return render_case_card(case, catalogue.anchors(self.advisor.index) if case else {})
+
+    def cases_like(
+        self,
+        text: str | None,
+        innovation_types: list[str] | None,
+        settings_: list[str] | None,
+        organisation_types: list[str] | None,
+    ) -> str:
+        """The case studies most like a description and/or picked tags, with their quotes."""
+        catalogue = self.advisor.case_catalogue.current
+        if catalogue is None:
+            return self._problem()
+        picked = {
+            f: list(v) for f, v in zip(LIKE_PICKERS, (innovation_types, settings_, organisation_types)) if v
+        }
+        text = (text or "").strip()
+        try:
+            if text:
+                text = clean_question(text, self.settings.max_question_chars)
+            elif not picked:
+                return render_message(NO_LIKE_INPUT, panel="evidence like-results")
+            matches = catalogue.like(text, k=5, tags=picked or None)
+        except AdvisorError as exc:
+            return render_message(str(exc), panel="evidence like-results")
+        return render_case_matches(matches, catalogue.anchors(self.advisor.index))
+
+    def _problem(self) -> str:
+        return render_message(catalogue_problem(self.advisor) or "")
