@@ -246,7 +246,7 @@ from advisor.feedback_cli import register as _register_feedback  # noqa: E402
 
 _register_feedback(app)
 
-from advisor.eval_cli import register as _register_eval  # noqa: E402
+from advisor.evaluation.cli import register as _register_eval  # noqa: E402
 
 _register_eval(app)
 
@@ -267,6 +267,6 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-from advisor.calibrate import register as _register_calibrate  # noqa: E402
+from advisor.evaluation.calibrate import register as _register_calibrate  # noqa: E402
 
 _register_calibrate(app)

@@ -40,15 +40,15 @@ def calibrate_command(
     ),
 ) -> None:
     """Fit the coverage decision (refuse or answer) on the dev split."""
-    from advisor import evaluation as ev
     from advisor.cli import _advisor, console, user_errors
     from advisor.config import Settings
+    from advisor.evaluation.datasets import load_eval_set
 
     with user_errors():
         if Path(set_file).name.startswith("test"):
             raise typer.BadParameter("the test split is for reporting only; fit on dev", param_hint="--set")
         settings = Settings()
-        loaded = ev.load_eval_set(set_file, settings.corpus_dir)
+        loaded = load_eval_set(set_file, settings.corpus_dir)
         advisor = _advisor(settings, quiet=True)
         rows, labels = collect(advisor, loaded.items)
         model = fit(rows, labels, max_false_refusal)

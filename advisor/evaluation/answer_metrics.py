@@ -1,7 +1,7 @@
 """Answer-level metrics, offline: does the answer carry what the reference answer carries?
 
 Retrieval metrics say whether the right passage was found; these say whether the answer a user
-reads holds it (issue 12). All three work on the advisor's JSON record (`Answer.to_record()`) and
+reads holds it. All three work on the advisor's JSON record (`Answer.to_record()`) and
 an eval row's reference answer and quotes, with no model:
 
 - `key_fact_recall`: the numbers, amounts, dates and names of the reference answer that the
@@ -11,7 +11,7 @@ an eval row's reference answer and quotes, with no model:
   or its quotes.
 
 A refusal of a question the reports answer carries nothing: it scores 0 on the first two
-(`evaluation` decides which rows are scored), and has no sentences for the third.
+(`scoring` decides which rows are scored), and has no sentences for the third.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ import pytest
 from advisor.cases import load_catalogue
 from advisor.config import PROJECT_ROOT
 from advisor.corpus import Manifest
-from advisor.evaluation import CASE_KINDS, KINDS, SORTS, load_eval_set, normalise
+from advisor.evaluation.cases import CASE_KINDS
+from advisor.evaluation.datasets import KINDS, SORTS, load_eval_set
+from advisor.text import normalise_space
 
 CORPUS = PROJECT_ROOT / "corpus"
 SETS = PROJECT_ROOT / "eval_sets"
@@ -20,22 +22,26 @@ ALL_SETS = ["dev.jsonl", "test.jsonl", "dev_smoke.jsonl", "test_smoke.jsonl"]
 
 
 def _rows(name):
-    return [json.loads(line) for line in (SETS / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in (SETS / name).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 @pytest.mark.parametrize("name", ALL_SETS)
 def test_every_reference_quote_is_verbatim_in_a_named_report(name):
-    texts = {p.name: normalise(p.read_text(encoding="utf-8")) for p in CORPUS.glob("*.txt")}
+    texts = {p.name: normalise_space(p.read_text(encoding="utf-8")) for p in CORPUS.glob("*.txt")}
     for row in _rows(name):
         assert set(row.get("sources", [])) <= set(texts), row["id"]
         for quote in row.get("reference_contexts") or []:
-            assert any(normalise(quote) in texts[s] for s in row["sources"]), (row["id"], quote)
+            assert any(normalise_space(quote) in texts[s] for s in row["sources"]), (row["id"], quote)
     assert load_eval_set(SETS / name, CORPUS).items  # the loader's own validation agrees
 
 
 def test_the_test_split_is_frozen():
     """test.jsonl is what eval_sets/README.md says it is: rows are added (with a new hash), never edited to fit."""
-    recorded = re.search(r"test\.jsonl` sha256: `([0-9a-f]{64})`", (SETS / "README.md").read_text(encoding="utf-8"))
+    recorded = re.search(
+        r"test\.jsonl` sha256: `([0-9a-f]{64})`", (SETS / "README.md").read_text(encoding="utf-8")
+    )
     assert recorded, "eval_sets/README.md must record the test split's sha256"
     assert hashlib.sha256((SETS / "test.jsonl").read_bytes()).hexdigest() == recorded.group(1)
 
@@ -44,7 +50,14 @@ def test_test_split_size_and_mix():
     rows = _rows("test.jsonl")
     assert len(rows) >= 150
     kinds = Counter(r["kind"] for r in rows)
-    minimum = {"advice": 45, "case_study": 25, "fact": 20, "multi_doc": 10, "out_of_scope": 35, "aggregate": 20}
+    minimum = {
+        "advice": 45,
+        "case_study": 25,
+        "fact": 20,
+        "multi_doc": 10,
+        "out_of_scope": 35,
+        "aggregate": 20,
+    }
     assert all(kinds[k] >= n for k, n in minimum.items()), kinds
     sorts = Counter(r.get("sort") for r in rows if r["kind"] == "out_of_scope")
     assert set(sorts) == set(SORTS) and min(sorts.values()) >= 10, sorts
@@ -58,8 +71,8 @@ def test_test_split_size_and_mix():
 
 
 def test_no_question_is_in_both_splits():
-    dev = {normalise(r["user_input"]).lower() for r in _rows("dev.jsonl")}
-    test = [r for r in _rows("test.jsonl") if normalise(r["user_input"]).lower() in dev]
+    dev = {normalise_space(r["user_input"]).lower() for r in _rows("dev.jsonl")}
+    test = [r for r in _rows("test.jsonl") if normalise_space(r["user_input"]).lower() in dev]
     assert not test, [r["id"] for r in test]
     assert not {r["id"] for r in _rows("dev.jsonl")} & {r["id"] for r in _rows("test.jsonl")}
 
@@ -101,7 +114,8 @@ def test_each_split_covers_every_report_and_case_study(name):
         return  # written from the reports by readers, not to a coverage list; see eval_sets/README.md
     manifest = Manifest.load(CORPUS)
     text = " ".join(
-        r["user_input"] + " " + r.get("reference", "") + " " + " ".join(r.get("reference_contexts") or []) for r in rows
+        r["user_input"] + " " + r.get("reference", "") + " " + " ".join(r.get("reference_contexts") or [])
+        for r in rows
     ).lower()
     for entry in manifest.entries.values():
         for case in entry.case_studies:

@@ -1,11 +1,12 @@
-"""The tutorial baseline: raw text, 1000/200 splits, Chroma with our embeddings, top-k passages."""
+"""The tutorial baseline: raw text, 1000/200 splits, Chroma with our embeddings, top-k passages, located."""
 
 from __future__ import annotations
 
 import shutil
 
-from advisor.baseline import TutorialBaseline
 from advisor.config import PROJECT_ROOT
+from advisor.evaluation.baseline import CaseLocator, TutorialBaseline
+from tests.evaluation.samples import CORPUS, NUFFIELD
 
 RELEASE = "against-the-odds-2018-news-release.txt"
 
@@ -28,3 +29,23 @@ def test_tutorial_baseline_indexes_raw_text_once_and_returns_top_k(built_advisor
     (corpus / RELEASE).write_text("A changed report.\n", encoding="utf-8")
     changed = TutorialBaseline(corpus, tmp_path / "baseline", built_advisor.embedder, k=3)
     assert changed.store.get()["documents"] == ["A changed report."]
+
+
+def test_baseline_passages_are_located_in_their_case_study():
+    locator = CaseLocator(CORPUS)
+    text = (CORPUS / NUFFIELD).read_text(encoding="utf-8")
+    at = text.index("KardiaMobile is marketed directly")
+    records = locator.annotate(
+        {
+            "q": {
+                "passages": [
+                    {"rank": 1, "source": NUFFIELD, "text": text[at - 300 : at + 600]},
+                    {"rank": 2, "source": NUFFIELD, "text": text[:800]},
+                    {"rank": 3, "source": NUFFIELD, "text": "not in the report at all"},
+                ]
+            }
+        }
+    )
+    assert [p["case_study"] for p in records["q"]["passages"]] == ["KardiaMobile", None, None]
+    located = {"q": {"passages": [{"rank": 1, "source": NUFFIELD, "text": "x", "case_study": "DAFNE"}]}}
+    assert locator.annotate(located)["q"] is located["q"]  # passages that carry their case study are kept

@@ -7,18 +7,32 @@ from pathlib import Path
 
 import typer
 
-from advisor.config import PROJECT_ROOT, Settings
+from advisor.config import PROJECT_ROOT, Settings, force_offline
 from advisor.errors import AdvisorError
 
 DEFAULT_THRESHOLDS = PROJECT_ROOT / "eval_sets" / "thresholds.toml"
+# the runs compared on questions across case studies, as the console names them
+CASE_RUNS = {
+    "advisor": "advisor (catalogue)",
+    "passages": "passage retrieval (top-k case studies)",
+    "baseline": "baseline (top-k case studies)",
+}
 
 
 def eval_command(
     set_file: Path = typer.Option(..., "--set", help="A JSONL question set (eval_sets/*.jsonl)."),
-    out: Path = typer.Option(Path("eval_runs/latest"), "--out", help="Output folder (a re-run with it resumes)."),
-    judge: bool = typer.Option(False, "--judge", help="Also ragas' LLM metrics with a judge LLM (ADVISOR_JUDGE_*)."),
-    baseline: bool = typer.Option(False, "--baseline", help="Also the LangChain-tutorial baseline, side by side."),
-    check: bool = typer.Option(False, "--check", help="Exit 1 when the summary is below the thresholds file."),
+    out: Path = typer.Option(
+        Path("eval_runs/latest"), "--out", help="Output folder (a re-run with it resumes)."
+    ),
+    judge: bool = typer.Option(
+        False, "--judge", help="Also ragas' LLM metrics with a judge LLM (ADVISOR_JUDGE_*)."
+    ),
+    baseline: bool = typer.Option(
+        False, "--baseline", help="Also the LangChain-tutorial baseline, side by side."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when the summary is below the thresholds file."
+    ),
     lenient: bool = typer.Option(False, "--lenient", help="Skip malformed lines with a counted warning."),
     k: int = typer.Option(5, "-k", min=1, max=50, help="Passages per question."),
     thresholds: Path = typer.Option(DEFAULT_THRESHOLDS, "--thresholds", help="The regression gate (TOML)."),
@@ -31,9 +45,10 @@ def eval_command(
 
     from advisor import evaluation as ev
     from advisor.cli import _advisor, console, err, user_errors
-    from advisor.eval_report import case_runs, fmt, write_reports
+    from advisor.evaluation.report import case_runs, fmt, write_reports
 
     with user_errors():
+        force_offline()
         settings = Settings()
         # everything that can be wrong with the inputs fails here, before any model loads
         loaded = ev.load_eval_set(set_file, settings.corpus_dir, lenient=lenient)
@@ -61,18 +76,29 @@ def eval_command(
                     questions, answer, out, f"{name}.{ev.RECORDS}", progress=lambda _item: bar.advance(task)
                 )
 
-        def run(name: str, answer, named_by: str = "answer", prepare=None) -> tuple[dict, list[dict]]:
+        def run(name: str, answer, named_by: str = "answer", prepare=None) -> tuple[dict, dict, list[dict]]:
             records = answered(name, answer, items)
             if prepare is not None:
                 records = prepare(records)
             judge_metrics = ev.build_judge_metrics(judge_llm, advisor.embedder) if judge_llm else ()
             values, skipped = ev.score(
-                items, records, advisor.embedder, k, judge_metrics, loaded.case_names, named_by, settings.corpus_dir
+                items,
+                records,
+                advisor.embedder,
+                k,
+                judge_metrics,
+                loaded.case_names,
+                named_by,
+                settings.corpus_dir,
             )
-            ev.write_results(out, items, records, values, ev.RESULTS if name == "advisor" else f"{name}.{ev.RESULTS}")
+            ev.write_results(
+                out, items, records, values, ev.RESULTS if name == "advisor" else f"{name}.{ev.RESULTS}"
+            )
             summary = ev.summarise(items, records, values, skipped)
             summary["skipped_lines"] = len(loaded.warnings)
-            results = [{**records[i.id], "kind": i.kind, "sort": i.sort, "metrics": values[i.id]} for i in items]
+            results = [
+                {**records[i.id], "kind": i.kind, "sort": i.sort, "metrics": values[i.id]} for i in items
+            ]
             return summary, values, results
 
         summary, values, results = run("advisor", lambda q: advisor.ask(q, k=k).to_record())
@@ -80,34 +106,43 @@ def eval_command(
         passage_summary = base_summary = None
         across = [i for i in items if i.expected_cases and i.kind in ev.CASE_KINDS]
         if across and loaded.case_names is not None:
-            # the comparison issue 8 asks for: the same advisor, catalogue off, cases = top-k passages' case studies
-            with ev.catalogue_off(advisor):
-                records = answered("passages", lambda q: advisor.ask(q, k=k).to_record(), across)
+            # the same advisor with its catalogue off: the cases it names are its top-k passages' case studies
+            records = answered(
+                "passages", lambda q: advisor.ask(q, k=k, use_catalogue=False).to_record(), across
+            )
             case_values, skipped = ev.score_cases(across, records, loaded.case_names, k)
             ev.write_results(out, across, records, case_values, f"passages.{ev.RESULTS}")
             passage_summary = ev.summarise(across, records, case_values, skipped)
             report["passages"] = passage_summary
         if baseline:
-            from advisor.baseline import TutorialBaseline
+            from advisor.evaluation.baseline import CaseLocator, TutorialBaseline
 
             err.print("baseline: indexing the raw reports the tutorial way (once per data folder)")
-            tutorial = TutorialBaseline(settings.corpus_dir, settings.data_dir / "baseline", advisor.embedder, k=k)
-            locator = ev.CaseLocator(settings.corpus_dir)
-            base_summary, base_values, _ = run("baseline", tutorial.ask, named_by="passages", prepare=locator.annotate)
+            tutorial = TutorialBaseline(
+                settings.corpus_dir, settings.data_dir / "baseline", advisor.embedder, k=k
+            )
+            locator = CaseLocator(settings.corpus_dir)
+            base_summary, base_values, _ = run(
+                "baseline", tutorial.ask, named_by="passages", prepare=locator.annotate
+            )
             report["baseline"] = base_summary
             report["paired"] = ev.paired(values, base_values)
-        report["cases"] = ev.compare_cases({"advisor": summary, "passages": passage_summary, "baseline": base_summary})
+        report["cases"] = ev.compare_cases(
+            {"advisor": summary, "passages": passage_summary, "baseline": base_summary}
+        )
         (out / ev.SUMMARY).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         write_reports(out, summary, results, base_summary, report["cases"], report.get("paired"))
         print_summary(console, summary, base_summary, report.get("paired"))
         for kind, row in report["cases"].items():
             runs = case_runs({kind: row})
-            cases = Table(f"{kind} (n={row['n']})", *(ev.CASE_RUNS[r] for r in runs))
+            cases = Table(f"{kind} (n={row['n']})", *(CASE_RUNS[r] for r in runs))
             for metric in ev.CASE_METRICS:
                 if metric in row:
                     cases.add_row(metric, *(fmt(row[metric].get(r)) for r in runs))
             console.print(cases)
-        console.print(f"wrote {out / ev.RESULTS}, {out / ev.SUMMARY}, {out / 'report.md'}, {out / 'report.html'}")
+        console.print(
+            f"wrote {out / ev.RESULTS}, {out / ev.SUMMARY}, {out / 'report.md'}, {out / 'report.html'}"
+        )
         if gate is not None:
             failures = ev.check_thresholds(summary, gate)
             for failure in failures:
@@ -121,7 +156,7 @@ def print_summary(console, summary: dict, base_summary: dict | None, paired: dic
     """The run's figures on the console: metrics (guards labelled), answer-level metrics by kind, refusals."""
     from rich.table import Table
 
-    from advisor.eval_report import ANSWER_LEVEL, fmt, metric_label
+    from advisor.evaluation.report import ANSWER_LEVEL, fmt, metric_label
 
     table = Table("metric", "advisor", *(["baseline"] if base_summary else []), "rows skipped")
     for name, value in summary["metrics"].items():
@@ -134,9 +169,15 @@ def print_summary(console, summary: dict, base_summary: dict | None, paired: dic
     console.print(table)
     by_kind = Table("kind", "n", "answered", "refused", "evidence@k", "exact@k", *ANSWER_LEVEL)
     for kind, row in summary["by_kind"].items():
-        by_kind.add_row(kind, str(row["n"]), str(row["answered"]), str(row["refused"]),
-                        fmt(row.get("evidence_recall_at_k")), fmt(row.get("evidence_recall_exact")),
-                        *(fmt(row.get(m)) for m in ANSWER_LEVEL))
+        by_kind.add_row(
+            kind,
+            str(row["n"]),
+            str(row["answered"]),
+            str(row["refused"]),
+            fmt(row.get("evidence_recall_at_k")),
+            fmt(row.get("evidence_recall_exact")),
+            *(fmt(row.get(m)) for m in ANSWER_LEVEL),
+        )
     console.print(by_kind)
     confusion = Table("", "answered", "refused")
     for side, row in summary["confusion"].items():
