@@ -160,18 +160,3 @@ def test_a_part_that_leans_on_the_rest_is_not_reported_as_uncovered(built_adviso
             "“What is the ambulance response time target”."
         ),
     )
-
-
-def test_calibrate_refuses_to_fit_on_the_test_split(monkeypatch, tmp_path):
-    from typer.testing import CliRunner
-
-    from advisor import cli
-    from advisor.config import PROJECT_ROOT
-
-    monkeypatch.setattr(cli, "_advisor", lambda *a, **kw: pytest.fail("nothing may be loaded"))
-    out = tmp_path / "model.json"
-    result = CliRunner().invoke(
-        cli.app, ["calibrate", "--set", str(PROJECT_ROOT / "eval_sets/test.jsonl"), "--out", str(out)]
-    )
-    assert result.exit_code == 2 and "fit on dev" in " ".join(result.output.split())
-    assert not out.exists()
