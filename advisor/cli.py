@@ -250,7 +250,7 @@ from advisor.evaluation.cli import register as _register_eval  # noqa: E402
 
 _register_eval(app)
 
-from advisor.cases_cli import register as _register_cases  # noqa: E402
+from advisor.cases.cli import register as _register_cases  # noqa: E402
 
 _register_cases(app)
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
 
 def cases(
-    like: Optional[str] = typer.Option(None, "--like", help="Describe your innovation and setting; rank similar cases."),
+    like: str | None = typer.Option(
+        None, "--like", help="Describe your innovation and setting; rank similar cases."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     k: int = typer.Option(5, "-k", min=1, max=50, help="How many similar cases to show with --like."),
     tag: list[str] = typer.Option(
-        [], "--tag", "-t", help="Only cases with this tag, as FIELD=VALUE (e.g. setting='primary care'); repeatable."
+        [],
+        "--tag",
+        "-t",
+        help="Only cases with this tag, as FIELD=VALUE (e.g. setting='primary care'); repeatable.",
     ),
 ) -> None:
     """List the catalogued case studies with their cited evidence, or rank those like yours."""
@@ -21,7 +25,8 @@ def cases(
     from advisor.config import Settings, force_offline
 
     with user_errors():
-        from advisor.cases import CaseCatalogue, CatalogueError
+        from advisor.cases import CaseCatalogue
+        from advisor.errors import CatalogueError
 
         force_offline()
         settings = Settings()
@@ -73,7 +78,9 @@ def _print_table(console, pool, total: int) -> None:
             ", ".join(tags["mechanism"]) or "-",
         )
     console.print(table)
-    console.print(f"{len(pool)} of {total} case studies. `advisor cases --json` prints every value with its quote.")
+    console.print(
+        f"{len(pool)} of {total} case studies. `advisor cases --json` prints every value with its quote."
+    )
 
 
 def _print_matches(console, matches) -> None:
@@ -86,7 +93,9 @@ def _print_matches(console, matches) -> None:
         if m.differences:
             console.print("   differs: " + "; ".join(m.differences), highlight=False)
         for e in m.citations:
-            console.print(f"   - {e.field} = {e.value}: “{e.quote}” ({case.source}, line {e.line})", highlight=False)
+            console.print(
+                f"   - {e.field} = {e.value}: “{e.quote}” ({case.source}, line {e.line})", highlight=False
+            )
 
 
 def register(app: typer.Typer) -> None:
