@@ -123,8 +123,15 @@ class Advisor:
         with self._lock:
             self._snapshot = snapshot
             self._retriever = HybridRetriever(
-                self.embedder, snapshot, s.k, s.candidates, s.rrf_k, s.max_per_document,
-                sentences=sentences, rerank_pool=s.rerank_pool, sentence_weight=s.sentence_weight,
+                self.embedder,
+                snapshot,
+                s.k,
+                s.candidates,
+                s.rrf_k,
+                s.max_per_document,
+                sentences=sentences,
+                rerank_pool=s.rerank_pool,
+                sentence_weight=s.sentence_weight,
             )
             self._extractive = self._make_extractive(chunks, sentences)
             self._checked = time.monotonic()
@@ -151,7 +158,9 @@ class Advisor:
             return
         self._checked = now
         state = self.store.state()
-        if state is not None and (self._snapshot is None or state.generation != self._snapshot.state.generation):
+        if state is not None and (
+            self._snapshot is None or state.generation != self._snapshot.state.generation
+        ):
             log.info("index generation changed to %s; reloading", state.generation)
             self.load()
 
@@ -197,7 +206,9 @@ class Advisor:
         `on_delta` is given the answer's text as it streams (`stream` has the same in order).
         """
         answer: Answer | None = None
-        for event in self.stream(question, history=history, filters=filters, k=k, use_catalogue=use_catalogue):
+        for event in self.stream(
+            question, history=history, filters=filters, k=k, use_catalogue=use_catalogue
+        ):
             if isinstance(event, Answer):
                 answer = event
             elif on_delta is not None:
@@ -246,7 +257,9 @@ class Advisor:
         t1 = time.perf_counter()
         if self.llm_answerer is not None:
             answer = None
-            stream = self.llm_answerer.stream(question, query, query_vector, passages, self.extractive, history)
+            stream = self.llm_answerer.stream(
+                question, query, query_vector, passages, self.extractive, history
+            )
             for event in stream:
                 if isinstance(event, Answer):
                     answer = event

@@ -55,6 +55,8 @@ from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
 from advisor.units import END_PUNCT, LEAD_IN, evidence_unit
 
 QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
+
+
 @dataclass(frozen=True)
 class ReportTerms:
     """The words of the indexed reports by stem: in how many passages each occurs, and each
@@ -97,8 +99,12 @@ class ScoredSentence:
     @property
     def scores(self) -> dict[str, float]:
         """Why it was chosen, as the JSON record shows it."""
-        out = {"similarity": self.similarity, "specificity": self.specific, "overlap": self.overlap,
-               "score": self.score}
+        out = {
+            "similarity": self.similarity,
+            "specificity": self.specific,
+            "overlap": self.overlap,
+            "score": self.score,
+        }
         if self.asked_similarity is not None:
             out["asked_similarity"] = self.asked_similarity
         return {k: round(v, 4) for k, v in out.items()}
@@ -163,7 +169,7 @@ class ExtractiveAnswerer:
     def answer(self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]) -> Answer:
         """The cited extractive answer, or a refusal naming what the reports do cover."""
         analysis = self.analyse(question)
-        base = dict(question=question, query=query, passages=tuple(passages))
+        base = {"question": question, "query": query, "passages": tuple(passages)}
         if not passages:
             return Answer(text=NO_INDEX_TEXT, citations=(), refused=True, **base)
         if analysis.language != "en":

@@ -21,8 +21,9 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -129,7 +130,7 @@ def bounded_stream(runnable: Runnable, inputs: dict, timeout: float) -> Iterator
                     return
                 events.put(("delta", chunk))
             events.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which decides
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which decides
             events.put(("error", exc))
 
     worker = threading.Thread(target=produce, name="advisor-llm-stream", daemon=True)
@@ -196,7 +197,7 @@ class LLMCondenser:
         inputs = {"history": format_history(history), "question": question}
         try:
             reply = "".join(bounded_stream(self.chain, inputs, self.timeout))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any client failure: fall back to the rules
             log.warning("LLM condense failed (%s); using the rule-based query", _reason(exc))
             return rule_based
         query = self._clean(reply)
@@ -211,7 +212,7 @@ class LLMCondenser:
         lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
         if not lines:
             return ""
-        query = re.sub(r"^(standalone (search )?(query|question)\s*:\s*)", "", lines[0], flags=re.I)
+        query = re.sub(r"^(standalone (search )?(query|question)\s*:\s*)", "", lines[0], flags=re.IGNORECASE)
         query = query.strip().strip("\"'“”‘’`").strip()
         if len(query) < 3 or len(query) > _MAX_QUERY_CHARS or "[" in query:
             return ""
@@ -252,7 +253,11 @@ class LLMAnswerer:
 
     def _prompt_inputs(self, x: dict) -> dict:
         standalone = x.get("query") or ""
-        extra = f"\n(Standalone form of the question: {standalone})" if standalone and standalone != x["question"] else ""
+        extra = (
+            f"\n(Standalone form of the question: {standalone})"
+            if standalone and standalone != x["question"]
+            else ""
+        )
         return {
             "sources": x["sources"],
             "question": x["question"],
@@ -297,7 +302,10 @@ class LLMAnswerer:
             yield replace(
                 extractive,
                 backend=self.backend,
-                fallback=Fallback("not_covered", "the retrieved passages do not cover the question, so the model was not asked"),
+                fallback=Fallback(
+                    "not_covered",
+                    "the retrieved passages do not cover the question, so the model was not asked",
+                ),
             )
             return
 
@@ -310,8 +318,10 @@ class LLMAnswerer:
                     if delta:
                         parts.append(delta)
                         yield delta
-                failure = None if "".join(parts).strip() else Fallback("empty", "the model returned an empty reply")
-            except Exception as exc:
+                failure = (
+                    None if "".join(parts).strip() else Fallback("empty", "the model returned an empty reply")
+                )
+            except Exception as exc:  # noqa: BLE001 - any client failure falls back, with its reason
                 if not parts and _is_empty_stream(exc):
                     failure = Fallback("empty", "the model returned an empty reply")
                 else:

@@ -41,7 +41,9 @@ def _strip_numbering(heading: str) -> str:
     return re.sub(r"^\d{1,2}\.\s+", "", heading).strip()
 
 
-def locate_case_studies(raw_lines: list[str], specs: list[CaseStudySpec]) -> list[tuple[CaseStudySpec, int, int]]:
+def locate_case_studies(
+    raw_lines: list[str], specs: list[CaseStudySpec]
+) -> list[tuple[CaseStudySpec, int, int]]:
     """(spec, first raw line, end raw line exclusive) for every case study found."""
     stripped = [ln.replace("\u00a0", " ").strip() for ln in raw_lines]
     found: list[tuple[CaseStudySpec, int]] = []

@@ -27,7 +27,9 @@ from advisor.text import normalise_space, tokenize
 from advisor.types import AnswerSentence, Citation, Fallback, Passage, Verdict
 
 # [1] [1, 2] [1; 2] [1-3] [1–3] [ 2 ]; also "[Source 1]" which small models like to write
-MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:[,;]|[-–])\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.I)
+MARKER = re.compile(
+    r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:[,;]|[-–])\s*(?:sources?\s*)?\d{1,3})*)\s*\]", re.IGNORECASE
+)
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*(%|per ?cent))?")
 _DECLINE = re.compile(
     r"\b(sources?|reports?|documents?|passages?)\b[^.]{0,40}\b(do(es)? not|don't|doesn't|cannot|can't)\b"
@@ -70,7 +72,7 @@ def _expand(body: str) -> list[int]:
 
 def strip_markers(text: str) -> str:
     """The text without any `[n]` markers (white space before a marker removed too)."""
-    return normalise_space(re.sub(r"\s*" + MARKER.pattern, "", text, flags=re.I))
+    return normalise_space(re.sub(r"\s*" + MARKER.pattern, "", text, flags=re.IGNORECASE))
 
 
 def declines(text: str) -> bool:
@@ -265,7 +267,7 @@ def _answer_sentences(text: str) -> list[str]:
     """Sentences of a generated answer; a marker after the full stop stays with its sentence."""
     text = re.sub(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+", "", text)  # list bullets -> plain sentences
     # "claim. [1] Next" -> "claim [1]. Next": keep each marker on the sentence it follows
-    moved = re.sub(r"([.!?])((?:\s*" + MARKER.pattern + r")+)", _move_markers, text, flags=re.I)
+    moved = re.sub(r"([.!?])((?:\s*" + MARKER.pattern + r")+)", _move_markers, text, flags=re.IGNORECASE)
     return [s for s in split_sentences(moved) if s.strip()]
 
 
@@ -298,19 +300,29 @@ def apply_policy(verification: Verification, policy: str, min_supported: float) 
     n = len(v.sentences)
     supported = v.count("supported")
     if n == 0:
-        return PolicyResult("", (), (), fallback=Fallback("empty", "the model's reply had no sentences"), notes=tuple(notes))
+        return PolicyResult(
+            "", (), (), fallback=Fallback("empty", "the model's reply had no sentences"), notes=tuple(notes)
+        )
     if v.declined:
         return PolicyResult(v.text, v.sentences, v.citations, notes=tuple(notes))
     if supported == 0:
         return PolicyResult(
-            v.text, v.sentences, v.citations,
-            fallback=Fallback("unsupported", f"none of the {n} sentences is supported by the sources it cites"),
+            v.text,
+            v.sentences,
+            v.citations,
+            fallback=Fallback(
+                "unsupported", f"none of the {n} sentences is supported by the sources it cites"
+            ),
             notes=tuple(notes),
         )
     if policy == "fallback" and supported / n < min_supported:
         return PolicyResult(
-            v.text, v.sentences, v.citations,
-            fallback=Fallback("unsupported", f"{supported} of {n} sentences supported (minimum {min_supported:.0%})"),
+            v.text,
+            v.sentences,
+            v.citations,
+            fallback=Fallback(
+                "unsupported", f"{supported} of {n} sentences supported (minimum {min_supported:.0%})"
+            ),
             notes=tuple(notes),
         )
     if policy == "drop":

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from advisor.text import FUSED_HEADER as _FUSED_HEADER
 from advisor.text import MD_LINK as _MD_LINK
@@ -42,8 +43,33 @@ _YEAR_FOOTNOTE = re.compile(r"(?<=\b(?:19|20)\d\d)\.\d{1,2}(?=\s+[A-Z“‘\"(])
 _TRAILING_FOOTNOTE = re.compile(r"(?<=[A-Za-z)])(?<!\bp)(?<!\bpp)([.!?][\"”’')\]]?)\s+\d{1,3}$")
 _NUMBERED = re.compile(r"^\d{1,2}\.\s")
 _CONNECTORS = {
-    "and", "or", "of", "the", "a", "an", "to", "for", "in", "on", "with", "by", "from", "as",
-    "at", "that", "which", "their", "its", "is", "are", "be", "but", "nor", "into", "this", "than",
+    "and",
+    "or",
+    "of",
+    "the",
+    "a",
+    "an",
+    "to",
+    "for",
+    "in",
+    "on",
+    "with",
+    "by",
+    "from",
+    "as",
+    "at",
+    "that",
+    "which",
+    "their",
+    "its",
+    "is",
+    "are",
+    "be",
+    "but",
+    "nor",
+    "into",
+    "this",
+    "than",
 }
 _MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 
@@ -67,9 +93,7 @@ class _Line:
     continues: bool = False  # certainly the same sentence as the line before
 
 
-def clean_blocks(
-    text: str, running_headers: Iterable[str] = (), breaks: Iterable[int] = ()
-) -> list[Block]:
+def clean_blocks(text: str, running_headers: Iterable[str] = (), breaks: Iterable[int] = ()) -> list[Block]:
     """The blocks of a report's text, page furniture removed and paragraphs re-joined.
 
     `breaks` are raw line numbers where a block must start (case-study boundaries).
@@ -144,7 +168,7 @@ def _kept_lines(raw_lines: list[str], is_furniture) -> list[_Line]:
         if dash and kept and not pending_bullet and not _TERMINAL.search(kept[-1].text):
             # "the market / – or indeed markets – and": a dash clause wrapped onto a new
             # line of the same sentence, not a bullet (the reports' bullets are glyphs).
-            kept.append(_Line("– " + line[dash.end():], index, trailing, gap, continues=True))
+            kept.append(_Line("– " + line[dash.end() :], index, trailing, gap, continues=True))
             gap = 0
             continue
         if _BULLET_START.match(line) or pending_bullet:

@@ -45,7 +45,7 @@ class Manifest:
     entries: dict[str, ManifestEntry] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, corpus_dir: Path) -> "Manifest":
+    def load(cls, corpus_dir: Path) -> Manifest:
         """Read `manifest.yaml` from a corpus folder (an empty manifest if there is none)."""
         path = Path(corpus_dir) / MANIFEST_NAME
         if not path.exists():
@@ -123,9 +123,9 @@ def discover_files(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
-                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
-                    if child.name not in _NOT_REPORTS:
-                        found.append(child)
+                hidden = any(part.startswith(".") for part in rel.parts)
+                if child.is_file() and not hidden and child.name not in _NOT_REPORTS:
+                    found.append(child)
         elif path.is_file():
             found.append(path)
     return found

@@ -103,7 +103,7 @@ def fit(
     p = model.predict_proba(scaler.transform(x))[:, 1]
     if max_false_refusal is not None:
         in_scope = np.sort(p[y == 0])[::-1]
-        allowed = int(math.floor(max_false_refusal * len(in_scope)))
+        allowed = math.floor(max_false_refusal * len(in_scope))
         # refuse strictly above the (allowed+1)-th highest in-scope probability
         threshold = float(in_scope[allowed]) + 1e-6 if len(in_scope) > allowed else 0.5
     else:

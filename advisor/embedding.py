@@ -42,9 +42,7 @@ class LocalEmbeddings(Embeddings):
                     from transformers.utils import logging as hf_logging
 
                     hf_logging.disable_progress_bar()  # no "Loading weights" bar in every CLI call
-                    self._model = SentenceTransformer(
-                        self.model_path, device="cpu", local_files_only=True
-                    )
+                    self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
         return self._model
 
     @property

@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from sqlalchemy import (
     JSON,
@@ -99,7 +100,7 @@ class FeedbackStore:
         if verdict not in VERDICTS:
             raise AdvisorError(f"Feedback verdict must be 'up' or 'down', not {verdict!r}")
         row = {
-            "created_at": datetime.now(timezone.utc),
+            "created_at": datetime.now(UTC),
             "channel": channel,
             "question": question,
             "query": str(answer_record.get("query") or question),
@@ -132,15 +133,16 @@ class FeedbackStore:
         items = self.list()
         records = [f.to_record() for f in items]
         if fmt == "jsonl":
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         else:
             writer = csv.DictWriter(out, fieldnames=list(Feedback.__dataclass_fields__))
             writer.writeheader()
             for record in records:
                 writer.writerow(
-                    {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
-                     for k, v in record.items()}
+                    {
+                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+                        for k, v in record.items()
+                    }
                 )
         return len(records)
 
@@ -160,7 +162,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def iter_verdicts(items: Iterable[Feedback]) -> dict[str, int]:

@@ -12,19 +12,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from advisor.answer import QUOTABLE_WORDS
 from advisor.chunking import PIPELINE_VERSION, Chunker
 from advisor.config import Settings
 from advisor.corpus import Manifest, discover_files
 from advisor.embedding import LocalEmbeddings
 from advisor.errors import AdvisorError, IngestError
 from advisor.loaders import load_document
-from advisor.answer import QUOTABLE_WORDS
 from advisor.sentences import sentence_spans
 from advisor.store import ChromaStore, DocRecord
 from advisor.types import Chunk

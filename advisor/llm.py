@@ -30,7 +30,7 @@ BACKENDS = ("extractive", "openai", "ollama", "llamacpp")
 LOCAL_API_KEY = "not-needed"  # local OpenAI-compatible servers accept any key
 
 
-def build_chat_model(settings: Settings) -> "BaseChatModel | None":
+def build_chat_model(settings: Settings) -> BaseChatModel | None:
     """The configured chat model, or None for the extractive (offline) backend."""
     backend = settings.llm_backend
     if backend == "extractive":
@@ -56,7 +56,7 @@ def describe_backend(settings: Settings) -> str:
     return f"{backend} ({settings.llm_model or 'default model'} at {where})"
 
 
-def _openai(settings: Settings) -> "BaseChatModel":
+def _openai(settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
@@ -83,7 +83,7 @@ def _openai(settings: Settings) -> "BaseChatModel":
     )
 
 
-def _ollama(settings: Settings) -> "BaseChatModel":
+def _ollama(settings: Settings) -> BaseChatModel:
     from langchain_ollama import ChatOllama
 
     if not settings.llm_model:
@@ -97,7 +97,7 @@ def _ollama(settings: Settings) -> "BaseChatModel":
     )
 
 
-def _llamacpp(settings: Settings) -> "BaseChatModel":
+def _llamacpp(settings: Settings) -> BaseChatModel:
     path = settings.llamacpp_model_path
     if path is None:
         raise ConfigError("ADVISOR_LLM_BACKEND=llamacpp needs ADVISOR_LLAMACPP_MODEL_PATH (a .gguf file)")
@@ -121,7 +121,9 @@ def _llamacpp(settings: Settings) -> "BaseChatModel":
             temperature=settings.llm_temperature,
             streaming=True,
             verbose=False,
-            model_kwargs={"chat_format": settings.llamacpp_chat_format} if settings.llamacpp_chat_format else {},
+            model_kwargs={"chat_format": settings.llamacpp_chat_format}
+            if settings.llamacpp_chat_format
+            else {},
         )
     except ValueError as exc:  # ChatLlamaCpp wraps load failures in ValueError
         raise ConfigError(f"ADVISOR_LLAMACPP_MODEL_PATH could not be loaded: {path}: {exc}") from None

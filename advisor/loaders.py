@@ -138,4 +138,3 @@ def _html_text(html: str) -> str:
     if not blocks:
         blocks = [re.sub(r"\s+", " ", soup.get_text(" ", strip=True))]
     return "\n\n".join(blocks)
-

@@ -161,10 +161,10 @@ def answer_type(question: str) -> str:
         kind in ("number", "how")
         and _MONEY_ASKED.search(q)
         and re.search(r"\bhow much\b|\bwhat\b|\bprice\b|£", q)
-    ):
         # "How much did it cost?", "What does Lantum charge?": an amount of money
-        if kind == "number" or not re.search(r"\b(how|why) (do|does|did|should|can|could|would)\b", q):
-            return "amount"
+        and (kind == "number" or not re.search(r"\b(how|why) (do|does|did|should|can|could|would)\b", q))
+    ):
+        return "amount"
     return kind
 
 
@@ -198,9 +198,9 @@ def named_things(
         if not words or name in ("I", "OK") or any(name.lower() in n.lower() for n in named):
             continue
         acronym = len(words) == 1 and name.isupper() and len(name) > 1
-        if len(words) > 1 or acronym or not is_everyday(name):
-            if not (opening and len(words) == 1 and not acronym and m.start() == question.find(name)):
-                named.append(name)
+        opening_word = opening and len(words) == 1 and not acronym and m.start() == question.find(name)
+        if (len(words) > 1 or acronym or not is_everyday(name)) and not opening_word:
+            named.append(name)
     return named, cases
 
 

@@ -39,7 +39,7 @@ class IndexSnapshot:
     vectors: np.ndarray
 
     @classmethod
-    def build(cls, state: IndexState, chunks: list[Chunk], vectors: np.ndarray) -> "IndexSnapshot":
+    def build(cls, state: IndexState, chunks: list[Chunk], vectors: np.ndarray) -> IndexSnapshot:
         if len(vectors) != len(chunks):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         corpus = [tokenize(lexical_text(c)) for c in chunks]

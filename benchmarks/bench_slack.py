@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pydantic import SecretStr  # noqa: E402
+from bench_spine import QUESTIONS, percentile
+from pydantic import SecretStr
 
-from advisor.config import Settings, force_offline  # noqa: E402
-from bench_spine import QUESTIONS, percentile  # noqa: E402
+from advisor.config import Settings, force_offline
 
 MENTIONS = 50
 RETRIES = 10
@@ -48,12 +48,14 @@ def main() -> None:
     advisor.ensure_index()
     mock = MockSlackWebApi().start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-slack-"))
-    settings = base.model_copy(update={
-        "slack_bot_token": SecretStr(BOT_TOKEN),
-        "slack_signing_secret": SecretStr(SIGNING_SECRET),
-        "slack_api_url": mock.api_url,
-        "db_url": f"sqlite:///{tmp / 'feedback.sqlite3'}",
-    })
+    settings = base.model_copy(
+        update={
+            "slack_bot_token": SecretStr(BOT_TOKEN),
+            "slack_signing_secret": SecretStr(SIGNING_SECRET),
+            "slack_api_url": mock.api_url,
+            "db_url": f"sqlite:///{tmp / 'feedback.sqlite3'}",
+        }
+    )
     app = build_slack_app(advisor, settings, FeedbackStore(settings.database_url))
     server = SlackHttpServer(app, "127.0.0.1", 0).start()
     sender = SlackSender(server.url)
@@ -67,8 +69,13 @@ def main() -> None:
         sender.send_event(mention(q, channel="CWARM", ts=ts))
         mock.wait_for(lambda m, ts=ts: answered("CWARM", ts), 60)
 
-    events = [(mention(QUESTIONS[i % len(QUESTIONS)], channel="CBENCH", ts=f"1700000000.{i + 1:06d}"),
-               f"EvBENCH{i:04d}") for i in range(MENTIONS)]
+    events = [
+        (
+            mention(QUESTIONS[i % len(QUESTIONS)], channel="CBENCH", ts=f"1700000000.{i + 1:06d}"),
+            f"EvBENCH{i:04d}",
+        )
+        for i in range(MENTIONS)
+    ]
     sent_at: dict[str, float] = {}
     acks: dict[str, tuple[int, float]] = {}
     barrier = threading.Barrier(MENTIONS)
@@ -87,8 +94,11 @@ def main() -> None:
     # Slack retrying 10 of them (as if our acks had been lost): must not produce second answers
     retry_acks = []
     for event, event_id in events[:RETRIES]:
-        status, _, seconds = sender.send_event(event, event_id=event_id,
-                                               headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+        status, _, seconds = sender.send_event(
+            event,
+            event_id=event_id,
+            headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+        )
         retry_acks.append((status, seconds))
     done = mock.wait_for(lambda m: all(answered("CBENCH", e["ts"]) for e, _ in events), WAIT_LIMIT_S)
     burst_seconds = time.monotonic() - t0
@@ -98,8 +108,13 @@ def main() -> None:
     for event, _ in events:
         replies = answered("CBENCH", event["ts"])
         per_thread.append(len(replies))
-        placeholders.append(sum(1 for c in mock.calls_to("chat.postMessage")
-                                if c.params.get("thread_ts") == event["ts"] and c.params.get("text") == THINKING))
+        placeholders.append(
+            sum(
+                1
+                for c in mock.calls_to("chat.postMessage")
+                if c.params.get("thread_ts") == event["ts"] and c.params.get("text") == THINKING
+            )
+        )
         if replies:
             answer_ms.append((replies[0].at - sent_at[event["ts"]]) * 1000)
     ack_ms = [s * 1000 for _, s in acks.values()]
@@ -115,8 +130,11 @@ def main() -> None:
         "placeholders_exactly_once": sum(1 for n in placeholders if n == 1),
         "retries_sent": RETRIES,
         "retries_acked_200": sum(1 for status, _ in retry_acks if status == 200),
-        "ack_ms": {"p50": round(percentile(ack_ms, 50), 1), "p95": round(percentile(ack_ms, 95), 1),
-                   "max": round(max(ack_ms), 1)},
+        "ack_ms": {
+            "p50": round(percentile(ack_ms, 50), 1),
+            "p95": round(percentile(ack_ms, 95), 1),
+            "max": round(max(ack_ms), 1),
+        },
         "time_to_answer_ms": {
             "p50": round(percentile(answer_ms, 50), 1) if answer_ms else None,
             "p95": round(percentile(answer_ms, 95), 1) if answer_ms else None,
@@ -131,8 +149,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
-    ok = (result["acked_within_3s"] == MENTIONS and result["answered_exactly_once"] == MENTIONS
-          and result["retries_acked_200"] == RETRIES)
+    ok = (
+        result["acked_within_3s"] == MENTIONS
+        and result["answered_exactly_once"] == MENTIONS
+        and result["retries_acked_200"] == RETRIES
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from advisor.config import Settings, force_offline  # noqa: E402
+from advisor.config import Settings, force_offline
 
 QUESTIONS = [
     "How did other innovators persuade late adopters to take up their product?",
@@ -64,7 +64,9 @@ def write_results(name: str, results: dict) -> None:
 def run_cli(args: list[str], data_dir: Path) -> tuple[float, subprocess.CompletedProcess]:
     env = {**os.environ, "ADVISOR_DATA_DIR": str(data_dir), "ADVISOR_CORPUS_DIR": str(ROOT / "corpus")}
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "advisor", *args], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "advisor", *args], env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"advisor {' '.join(args)} failed:\n{out.stderr}")

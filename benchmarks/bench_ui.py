@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from advisor.config import Settings, force_offline  # noqa: E402
-from bench_spine import QUESTIONS, percentile  # noqa: E402
+from bench_spine import QUESTIONS, percentile
+
+from advisor.config import Settings, force_offline
 
 CHROMIUM = Path("/usr/bin/chromium")
 CLIENTS = 10
@@ -57,7 +58,8 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py")],
         env={**os.environ, "ADVISOR_UI_PORT": str(port)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         results = measure(url, in_process, load_at_start)
@@ -154,8 +156,14 @@ def browser_timings(url: str, questions: list[str]) -> dict | None:
         return None
     from playwright.sync_api import sync_playwright
 
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
     firsts, totals = [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=flags)
@@ -170,10 +178,15 @@ def browser_timings(url: str, questions: list[str]) -> dict | None:
             page.locator("#send").click()
             page.wait_for_function(
                 "[...document.querySelectorAll('#chat .bot')].some(e => e.innerText.trim().length > 0)",
-                polling=5, timeout=30_000)
+                polling=5,
+                timeout=30_000,
+            )
             first = time.perf_counter() - t0
-            page.wait_for_function("!document.querySelector('#evidence').innerText.includes('Ask a question')",
-                                   polling=5, timeout=30_000)
+            page.wait_for_function(
+                "!document.querySelector('#evidence').innerText.includes('Ask a question')",
+                polling=5,
+                timeout=30_000,
+            )
             total = time.perf_counter() - t0
             if i:  # the first one warms the page up
                 firsts.append(first * 1000)

@@ -24,7 +24,9 @@ OUTPUT = PROJECT_ROOT / "test-output"
 
 # Fixtures that load the embedding model (directly or through an advisor). A test that uses one
 # is marked `model`; `make test-fast` runs the rest (no model load, no browser, no servers).
-MODEL_FIXTURES = frozenset({"built_advisor", "built_settings", "session_data_dir", "embedder", "small_advisor"})
+MODEL_FIXTURES = frozenset(
+    {"built_advisor", "built_settings", "session_data_dir", "embedder", "small_advisor"}
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,7 +46,7 @@ def free_port() -> int:
 def _isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's .env or ADVISOR_* variables, or writes outside tmp."""
     for key in list(os.environ):
-        if key.startswith("ADVISOR_") or key.startswith("SLACK_"):
+        if key.startswith(("ADVISOR_", "SLACK_")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)  # so a stray .env in the project is not read
 

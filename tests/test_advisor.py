@@ -116,7 +116,13 @@ def test_stream_yields_text_then_the_answer(built_advisor):
 
 @pytest.mark.parametrize(
     "bad,needle",
-    [("", "empty"), ("   \n\t ", "empty"), ("x" * 5000, "limit"), ("\x00\x01\x02\x03" * 50, "control"), ("?!?", "words")],
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("x" * 5000, "limit"),
+        ("\x00\x01\x02\x03" * 50, "control"),
+        ("?!?", "words"),
+    ],
 )
 def test_bad_questions_get_a_clear_message(built_advisor, bad, needle):
     with pytest.raises(InvalidQuestionError, match=needle):

@@ -155,8 +155,5 @@ def test_a_part_that_leans_on_the_rest_is_not_reported_as_uncovered(built_adviso
     )
     assert not mixed.refused
     assert mixed.notes == (
-        (
-            "The reports do not cover this part of the question: "
-            "“What is the ambulance response time target”."
-        ),
+        ("The reports do not cover this part of the question: “What is the ambulance response time target”."),
     )

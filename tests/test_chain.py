@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
@@ -19,11 +20,11 @@ from langchain_core.language_models import FakeListChatModel, GenericFakeChatMod
 
 from advisor.advisor import build_advisor
 from advisor.chain import (
+    CONDENSE_VARIABLES,
     UNAVAILABLE_NOTE,
     UNSUPPORTED_NOTE,
     LLMAnswerer,
     LLMCondenser,
-    CONDENSE_VARIABLES,
     answer_prompt,
     condense_prompt,
     format_sources,
@@ -126,7 +127,9 @@ def test_prompt_files_are_held_to_the_variables_the_chains_fill(tmp_path):
 def test_markers_parse_into_citations_and_every_sentence_is_labelled(built_advisor, evidence):
     passages, quotes, vector = evidence
     reply = f"{quotes[0]} [1] {quotes[1][:-1]} [1, 2]. The NHS closed every hospital in 2021 [3]."
-    deltas, answer = run(answerer(built_advisor, GenericFakeChatModel(messages=iter([reply]))), passages, vector)
+    deltas, answer = run(
+        answerer(built_advisor, GenericFakeChatModel(messages=iter([reply]))), passages, vector
+    )
     assert len(deltas) > 1 and "".join(deltas) == reply
     assert answer.backend == "openai" and answer.fallback is None and not answer.refused
     assert [s.verdict for s in answer.sentences] == ["supported", "supported", "unsupported"]
@@ -137,7 +140,9 @@ def test_markers_parse_into_citations_and_every_sentence_is_labelled(built_advis
     assert any("marked" in n for n in answer.notes)
     record = answer.to_record()
     assert record["sentences"][2] == {
-        "text": "The NHS closed every hospital in 2021.", "markers": [3], "verdict": "unsupported"
+        "text": "The NHS closed every hospital in 2021.",
+        "markers": [3],
+        "verdict": "unsupported",
     }
     # the offline reading of the question and its coverage decision travel with the model's answer
     assert record["analysis"]["parts"] and record["analysis"]["coverage"]["not_covered_probability"] < 0.5
@@ -173,12 +178,16 @@ def test_fallback_policy_returns_the_extractive_answer(built_advisor, evidence):
 # ---- prompt injection ------------------------------------------------------------------
 def test_a_planted_instruction_stays_data_and_cannot_change_the_answer(built_advisor, evidence):
     passages, quotes, vector = evidence
-    planted = Passage(Chunk("planted", "planted.txt", PLANTED, {"source": "planted.txt", "title": "Planted"}), 0.9, 2)
+    planted = Passage(
+        Chunk("planted", "planted.txt", PLANTED, {"source": "planted.txt", "title": "Planted"}), 0.9, 2
+    )
     with_plant = [passages[0], planted, *passages[1:4]]
     # The planted text is inside its own source block: its fake closing tag is defused.
     block = format_sources(with_plant)
     assert block.count("</sources>") == 0 and "[tag removed]" in block
-    assert block.index("PWNED") > block.index('<source id="2">') and block.index("PWNED") < block.index('<source id="3">')
+    assert block.index("PWNED") > block.index('<source id="2">') and block.index("PWNED") < block.index(
+        '<source id="3">'
+    )
 
     # A model that ignores the planted text answers exactly as it would without it.
     reply = f"{quotes[0]} [1]"
@@ -232,9 +241,9 @@ class _Endpoint(BaseHTTPRequestHandler):
     """A loopback OpenAI-compatible endpoint that misbehaves in one chosen way."""
 
     mode = "429"
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         type(self).hits.append(self.path)
         self.rfile.read(int(self.headers.get("content-length", 0)))
         if self.mode == "429":
@@ -277,8 +286,13 @@ def test_real_openai_client_failures_fall_back(built_advisor, evidence, endpoint
     _Endpoint.mode = mode
     port = endpoint.server_address[1]
     settings = built_advisor.settings.model_copy(
-        update={"llm_backend": "openai", "llm_base_url": f"http://127.0.0.1:{port}/v1",
-                "llm_model": "any", "llm_timeout": 1.5, "llm_max_retries": 1}
+        update={
+            "llm_backend": "openai",
+            "llm_base_url": f"http://127.0.0.1:{port}/v1",
+            "llm_model": "any",
+            "llm_timeout": 1.5,
+            "llm_max_retries": 1,
+        }
     )
     model = build_chat_model(settings)
     answerer_ = LLMAnswerer(model, settings, built_advisor.embedder), built_advisor.extractive
@@ -286,7 +300,9 @@ def test_real_openai_client_failures_fall_back(built_advisor, evidence, endpoint
     _, answer = run(answerer_, passages, vector)
     assert time.monotonic() - t0 < 10
     # a body that is not an event stream reads as an empty reply or a protocol error
-    assert answer.fallback.kind in (("llm_unavailable", "empty") if mode == "garbage" else ("llm_unavailable",))
+    assert answer.fallback.kind in (
+        ("llm_unavailable", "empty") if mode == "garbage" else ("llm_unavailable",)
+    )
     assert answer.notes[0] == UNAVAILABLE_NOTE
     assert len(_Endpoint.hits) == 2  # one try and one bounded retry, no client-side retries on top
     assert all(h.endswith("/chat/completions") for h in _Endpoint.hits)
@@ -302,10 +318,16 @@ HISTORY = [
 def test_llm_condense_uses_history_and_falls_back_to_rules():
     model, recorder = fake("RAID liaison psychiatry evaluation evidence")
     condenser = LLMCondenser(model, timeout=5)
-    assert condenser.condense("What evidence did they use?", HISTORY) == "RAID liaison psychiatry evaluation evidence"
+    assert (
+        condenser.condense("What evidence did they use?", HISTORY)
+        == "RAID liaison psychiatry evaluation evidence"
+    )
     assert "How did RAID spread?" in recorder.text(0) and "What evidence did they use?" in recorder.text(0)
     # no history: the model is not asked
-    assert condenser.condense("How did RAID spread?", []) == "How did RAID spread?" and len(recorder.prompts) == 1
+    assert (
+        condenser.condense("How did RAID spread?", []) == "How did RAID spread?"
+        and len(recorder.prompts) == 1
+    )
     # a reply that is not a query (unrelated words, an answer with markers, an error): rules
     for reply in ["Bananas.", "It spread by training [1]."]:
         assert LLMCondenser(fake(reply)[0]).condense("What evidence did they use?", HISTORY) == (
@@ -322,7 +344,7 @@ def test_build_advisor_wires_the_configured_backend(built_advisor, built_setting
     )
     advisor = build_advisor(settings, embedder=built_advisor.embedder, load=False)
     assert isinstance(advisor.llm_answerer, LLMAnswerer) and isinstance(advisor.condenser, LLMCondenser)
-    model, recorder = fake(f"{quotes[0]} [1]", "RAID spread funding")
+    model, _ = fake(f"{quotes[0]} [1]", "RAID spread funding")
     # the same wiring with the fake in place of the real client
     advisor = build_advisor(settings, embedder=built_advisor.embedder, chat_model=model)
     assert isinstance(advisor.llm_answerer, LLMAnswerer) and isinstance(advisor.condenser, LLMCondenser)
@@ -345,7 +367,9 @@ def test_backend_configuration_errors_name_the_variable(make_settings, tmp_path)
         build_chat_model(make_settings(llm_backend="llamacpp"))
     with pytest.raises(ConfigError, match="not a file"):
         build_chat_model(make_settings(llm_backend="llamacpp", llamacpp_model_path=tmp_path / "none.gguf"))
-    model = build_chat_model(make_settings(llm_backend="openai", llm_base_url="http://127.0.0.1:1/v1", llm_timeout=7))
+    model = build_chat_model(
+        make_settings(llm_backend="openai", llm_base_url="http://127.0.0.1:1/v1", llm_timeout=7)
+    )
     assert model.request_timeout == 7 and model.max_retries == 0 and model.streaming
     ollama = build_chat_model(make_settings(llm_backend="ollama", llm_model="llama3.2", llm_max_tokens=99))
     assert ollama.model == "llama3.2" and ollama.num_predict == 99

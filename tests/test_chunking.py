@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -67,7 +66,9 @@ FURNITURE = [
 def _chunks(name: str):
     path = CORPUS / name
     doc = load_document(path, MANIFEST.info_for(path))
-    return doc, Chunker(220, 30).chunk(doc, MANIFEST.case_studies_for(name), MANIFEST.running_headers_for(name))
+    return doc, Chunker(220, 30).chunk(
+        doc, MANIFEST.case_studies_for(name), MANIFEST.running_headers_for(name)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +162,20 @@ def test_a_title_page_is_kept_as_one_paragraph():
 
 
 def test_bullets_are_normalised():
-    blocks = clean_blocks("Key insights:\n\n•\n\nA dual strategy\n\n• Building evidence\n\n\uf0b7 Champions\n")
-    assert [b.text for b in blocks if b.kind == "bullet"] == ["- A dual strategy", "- Building evidence", "- Champions"]
+    blocks = clean_blocks(
+        "Key insights:\n\n•\n\nA dual strategy\n\n• Building evidence\n\n\uf0b7 Champions\n"
+    )
+    assert [b.text for b in blocks if b.kind == "bullet"] == [
+        "- A dual strategy",
+        "- Building evidence",
+        "- Champions",
+    ]
 
 
 def test_markdown_links_and_artefacts_are_stripped():
-    blocks = clean_blocks("Read the guidance (PDF) External link icon\n\nA series of [engagement events](#) were held.\n")
+    blocks = clean_blocks(
+        "Read the guidance (PDF) External link icon\n\nA series of [engagement events](#) were held.\n"
+    )
     assert [b.text for b in blocks] == ["Read the guidance (PDF)", "A series of engagement events were held."]
 
 
@@ -174,8 +183,20 @@ def test_chunk_metadata_is_complete_and_chroma_safe(all_chunks):
     for source, chunks in all_chunks.items():
         assert chunks, source
         for c in chunks:
-            for key in ("source", "title", "publisher", "year", "section", "section_path", "case_study",
-                        "char_start", "char_end", "page", "chunk_index", "doc_hash"):
+            for key in (
+                "source",
+                "title",
+                "publisher",
+                "year",
+                "section",
+                "section_path",
+                "case_study",
+                "char_start",
+                "char_end",
+                "page",
+                "chunk_index",
+                "doc_hash",
+            ):
                 assert key in c.meta, key
             assert all(isinstance(v, (str, int, float, bool)) for v in c.meta.values())
             assert c.meta["source"] == source and c.title

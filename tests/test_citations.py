@@ -34,7 +34,10 @@ def test_markers_parse(text, markers):
 
 
 def test_strip_and_render_markers_round_trip():
-    assert strip_markers("Spread needs leadership [1][2]. And money [3, 4].") == "Spread needs leadership. And money."
+    assert (
+        strip_markers("Spread needs leadership [1][2]. And money [3, 4].")
+        == "Spread needs leadership. And money."
+    )
     sentences = [AnswerSentence("Spread needs leadership.", (1, 2)), AnswerSentence("And money.", ())]
     assert render_sentences(sentences) == "Spread needs leadership [1][2]. And money."
 
@@ -79,11 +82,17 @@ def test_sentence_from_another_passage_is_unsupported(evidence):
 
 
 def test_changed_number_is_unsupported(evidence):
-    passages, verifier, _ = evidence
-    chunk = Chunk("c1", "x.txt", "The academy trained 20 coaches across 10 hospitals in 2019.", {"source": "x.txt"})
-    v = verifier.verify("The academy trained 200 coaches across 10 hospitals in 2019 [1].", [Passage(chunk, 1.0, 1)])
+    _, verifier, _ = evidence
+    chunk = Chunk(
+        "c1", "x.txt", "The academy trained 20 coaches across 10 hospitals in 2019.", {"source": "x.txt"}
+    )
+    v = verifier.verify(
+        "The academy trained 200 coaches across 10 hospitals in 2019 [1].", [Passage(chunk, 1.0, 1)]
+    )
     assert v.sentences[0].verdict == "unsupported"
-    v = verifier.verify("The academy trained 20 coaches in 10 hospitals in 2019 [1].", [Passage(chunk, 1.0, 1)])
+    v = verifier.verify(
+        "The academy trained 20 coaches in 10 hospitals in 2019 [1].", [Passage(chunk, 1.0, 1)]
+    )
     assert v.sentences[0].verdict == "supported"
 
 
@@ -106,7 +115,9 @@ def test_uncited_sentence(evidence):
 
 def test_policies(evidence):
     passages, verifier, quotes = evidence
-    v = verifier.verify(f"{quotes[0]} [1] The NHS closed every hospital in 2021 [1]. Made up claim here.", passages)
+    v = verifier.verify(
+        f"{quotes[0]} [1] The NHS closed every hospital in 2021 [1]. Made up claim here.", passages
+    )
     assert [s.verdict for s in v.sentences] == ["supported", "unsupported", "uncited"]
 
     flag = apply_policy(v, "flag", 0.5)
@@ -137,24 +148,40 @@ def test_a_plain_decline_is_kept_as_a_refusal(evidence):
 # sentences from other passages and plausible fabrications must not. Each pair is
 # (answer sentence, a phrase that retrieves the passage it is checked against).
 PARAPHRASES = [
-    ("Altogether Better and Flo both got external funding, from the Big Lottery Fund and The Health Foundation.",
-     "External funding has been critical Altogether Better Flo Big Lottery Fund"),
-    ("Watford ran a three-day training course for its RAID team.",
-     "Staff training has been another important aspect of the spread of RAID"),
-    ("The health innovation networks were first set up as Academic Health Science Networks by NHS England in 2013.",
-     "Health Innovation Network innovation arm AHSNs 2013"),
-    ("Spread relies on trust, which credible and relatable communication helps to build.",
-     "Effective spread depends on trust communication"),
-    ("Innovators and decision-makers should plan how the work will be funded once the initial money runs out.",
-     "financial incentives funding runs out self-fund"),
+    (
+        "Altogether Better and Flo both got external funding, from the Big Lottery Fund and The Health Foundation.",
+        "External funding has been critical Altogether Better Flo Big Lottery Fund",
+    ),
+    (
+        "Watford ran a three-day training course for its RAID team.",
+        "Staff training has been another important aspect of the spread of RAID",
+    ),
+    (
+        "The health innovation networks were first set up as Academic Health Science Networks by NHS England in 2013.",
+        "Health Innovation Network innovation arm AHSNs 2013",
+    ),
+    (
+        "Spread relies on trust, which credible and relatable communication helps to build.",
+        "Effective spread depends on trust communication",
+    ),
+    (
+        "Innovators and decision-makers should plan how the work will be funded once the initial money runs out.",
+        "financial incentives funding runs out self-fund",
+    ),
 ]
 FABRICATIONS = [
-    ("The health innovation networks were set up by the Department for Education in 2019.",
-     "Health Innovation Network innovation arm AHSNs 2013"),
-    ("Altogether Better was funded mainly by venture capital investors.",
-     "External funding has been critical Altogether Better Flo Big Lottery Fund"),
-    ("Watford ran a six-week residential training course for its RAID team.",
-     "Staff training has been another important aspect of the spread of RAID"),
+    (
+        "The health innovation networks were set up by the Department for Education in 2019.",
+        "Health Innovation Network innovation arm AHSNs 2013",
+    ),
+    (
+        "Altogether Better was funded mainly by venture capital investors.",
+        "External funding has been critical Altogether Better Flo Big Lottery Fund",
+    ),
+    (
+        "Watford ran a six-week residential training course for its RAID team.",
+        "Staff training has been another important aspect of the spread of RAID",
+    ),
     ("The report recommends abolishing clinical commissioning groups.", "commissioning"),
     ("Scaling innovation requires a blockchain-based data platform.", "digital technology data"),
 ]

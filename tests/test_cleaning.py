@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -54,7 +55,9 @@ def test_a_wrapped_dash_clause_is_not_a_bullet():
 
 
 def test_a_numbered_heading_over_three_lines_is_one_heading():
-    blocks = clean_blocks("3. Enhanced\nRecovery After\nSurgery (ERAS)\n\nA surgery pathway that prepares patients.\n")
+    blocks = clean_blocks(
+        "3. Enhanced\nRecovery After\nSurgery (ERAS)\n\nA surgery pathway that prepares patients.\n"
+    )
     assert blocks[0].kind == "heading"
     assert blocks[0].text == "3. Enhanced Recovery After Surgery (ERAS)"
 
@@ -63,9 +66,14 @@ def test_a_numbered_heading_over_three_lines_is_one_heading():
     "raw,clean",
     [
         ("the Accelerated Access Review in 2016.4 And these have certainly helped.", "in 2016. And these"),
-        ("integrating what are currently discrete innovations into new models.8, 9, 10 At the micro-level",
-         "new models. At the micro-level"),
-        ("as the Darzi review has recognised (see page 61).36 This means that spread is slow.", "61). This means"),
+        (
+            "integrating what are currently discrete innovations into new models.8, 9, 10 At the micro-level",
+            "new models. At the micro-level",
+        ),
+        (
+            "as the Darzi review has recognised (see page 61).36 This means that spread is slow.",
+            "61). This means",
+        ),
         ("High Quality Care for All. Department of Health, London, UK, p. 55", "UK, p. 55"),
     ],
 )
@@ -110,7 +118,7 @@ def test_no_paragraph_ends_mid_sentence_before_a_capital(nuffield):
     paras = nuffield.split("\n\n")
     cut = [
         (a[-40:], b[:40])
-        for a, b in zip(paras, paras[1:])
+        for a, b in itertools.pairwise(paras)
         if len(a.split()) > 15 and re.search(r"[a-z]$", a) and b[:1].isupper() and len(b.split()) > 15
     ]
     assert len(cut) <= 8, cut

@@ -15,9 +15,19 @@ ADVISOR = str(Path(sys.executable).with_name("advisor"))
 
 
 def run(args, settings, timeout=300, input_text=None):
-    env = {**os.environ, "ADVISOR_DATA_DIR": str(settings.data_dir), "ADVISOR_CORPUS_DIR": str(settings.corpus_dir)}
+    env = {
+        **os.environ,
+        "ADVISOR_DATA_DIR": str(settings.data_dir),
+        "ADVISOR_CORPUS_DIR": str(settings.corpus_dir),
+    }
     return subprocess.run(
-        [ADVISOR, *args], env=env, capture_output=True, text=True, timeout=timeout, input=input_text
+        [ADVISOR, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+        check=False,
     )
 
 
@@ -60,7 +70,11 @@ def test_sources_lists_reports_and_case_studies(built_advisor, built_settings):
 
 
 def test_chat_answers_a_follow_up(built_advisor, built_settings):
-    out = run(["chat"], built_settings, input_text="How did KardiaMobile reach patients?\nWhat about its evidence?\n\n")
+    out = run(
+        ["chat"],
+        built_settings,
+        input_text="How did KardiaMobile reach patients?\nWhat about its evidence?\n\n",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("Sources") >= 2
     assert "Searched for: How did KardiaMobile reach patients? What about its evidence?" in out.stdout
@@ -72,7 +86,9 @@ def test_ask_builds_the_index_first_when_missing(make_settings, tmp_path):
     src = Path(__file__).resolve().parent.parent / "corpus"
     shutil.copy(src / "nhs-confederation-2023-scaling-innovation.txt", corpus)
     settings = make_settings(corpus=corpus)
-    out = run(["ask", "What are the three core pillars for adopting a proven innovation?", "--json"], settings)
+    out = run(
+        ["ask", "What are the three core pillars for adopting a proven innovation?", "--json"], settings
+    )
     assert out.returncode == 0, out.stderr
     assert "No index yet" in out.stderr
     assert json.loads(out.stdout)["citations"]

@@ -15,8 +15,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.answer import ReportTerms
-from advisor.text import stem
-from advisor.text import tokenize
+from advisor.text import stem, tokenize
 from advisor.types import Chunk
 
 NUFFIELD = "nuffield-2020-achieving-scale-and-spread.txt"
@@ -95,8 +94,11 @@ def test_a_refusal_names_the_words_the_reports_never_use_and_the_closest_topics(
     assert ukca.analysis["coverage"]["not_covered_probability"] >= 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="'hip' and 'replacement' are everyday English words, and the ERAS "
-                   "waiting-time passages are as close as a paraphrase's evidence (not-covered probability 0.43)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="'hip' and 'replacement' are everyday English words, and the ERAS "
+    "waiting-time passages are as close as a paraphrase's evidence (not-covered probability 0.43)",
+)
 def test_the_hip_replacement_waiting_list_is_refused(built_advisor):
     assert built_advisor.ask("What is the current NHS waiting list for hip replacements?").refused
 
@@ -116,8 +118,15 @@ def test_words_of_the_report_titles_and_publishers_are_known(built_advisor):
 
 @pytest.mark.parametrize(
     "a,b",
-    [("persuaded", "persuade"), ("tapered", "taper"), ("spinning", "spin"), ("categories", "category"),
-     ("beds", "bed"), ("decommissioning", "decommission"), ("trust's", "trust")],
+    [
+        ("persuaded", "persuade"),
+        ("tapered", "taper"),
+        ("spinning", "spin"),
+        ("categories", "category"),
+        ("beds", "bed"),
+        ("decommissioning", "decommission"),
+        ("trust's", "trust"),
+    ],
 )
 def test_stem_meets_inflections(a, b):
     assert [stem(t) for t in tokenize(a)] == [stem(t) for t in tokenize(b)]
@@ -125,7 +134,12 @@ def test_stem_meets_inflections(a, b):
 
 def test_report_terms_count_passages_by_stem():
     chunks = [
-        Chunk("c1", "a.txt", "Clinicians were persuaded by the pilot.", {"title": "Scaling", "publisher": "Trust"}),
+        Chunk(
+            "c1",
+            "a.txt",
+            "Clinicians were persuaded by the pilot.",
+            {"title": "Scaling", "publisher": "Trust"},
+        ),
         Chunk("c2", "a.txt", "A pilot persuades nobody alone.", {"title": "Scaling", "publisher": "Trust"}),
     ]
     terms = ReportTerms.from_chunks(chunks)

@@ -18,8 +18,11 @@ from tests.conftest import free_port
 
 pytestmark = pytest.mark.chroma_server
 
-DOCS = ["against-the-odds-2018-news-release.txt", "nhs-confederation-2023-scaling-innovation.txt",
-        "hin-south-london-2025-technology-enabled-service-change.txt"]
+DOCS = [
+    "against-the-odds-2018-news-release.txt",
+    "nhs-confederation-2023-scaling-innovation.txt",
+    "hin-south-london-2025-technology-enabled-service-change.txt",
+]
 QUESTIONS = [
     "What are the three core pillars for adopting a proven innovation?",
     "How was ambient voice technology piloted in London?",

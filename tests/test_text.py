@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from advisor.text import MD_LINK, fold, normalise_space, numbers, quote_found, quote_found_exact, stem, tokenize
+from advisor.text import (
+    MD_LINK,
+    fold,
+    normalise_space,
+    numbers,
+    quote_found,
+    quote_found_exact,
+    stem,
+    tokenize,
+)
 
 
 def test_normalise_space_folds_line_breaks_and_no_break_spaces():

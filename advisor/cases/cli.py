@@ -21,7 +21,7 @@ def cases(
     ),
 ) -> None:
     """List the catalogued case studies with their cited evidence, or rank those like yours."""
-    from advisor.cli import console, err, user_errors
+    from advisor.cli.common import console, err, user_errors
     from advisor.config import Settings, force_offline
 
     with user_errors():

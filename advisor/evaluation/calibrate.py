@@ -40,7 +40,8 @@ def calibrate_command(
     ),
 ) -> None:
     """Fit the coverage decision (refuse or answer) on the dev split."""
-    from advisor.cli import _advisor, console, user_errors
+    from advisor.cli.common import console, user_errors
+    from advisor.cli.common import open_advisor as _advisor
     from advisor.config import Settings
     from advisor.evaluation.datasets import load_eval_set
 

@@ -44,7 +44,8 @@ def eval_command(
     from rich.table import Table
 
     from advisor import evaluation as ev
-    from advisor.cli import _advisor, console, err, user_errors
+    from advisor.cli.common import console, err, user_errors
+    from advisor.cli.common import open_advisor as _advisor
     from advisor.evaluation.report import case_runs, fmt, write_reports
 
     with user_errors():

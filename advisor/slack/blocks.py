@@ -243,7 +243,7 @@ def catalogue_cases(answer: Answer) -> tuple[str, list[tuple[str, list[CaseRow]]
 def _after_case_name(row: CaseRow) -> str | None:
     """The row's text after its case's name, or None when the row does not begin with the name.
 
-    The catalogue writes a case's first row as "<case> (<report>, ...): ..." (`advisor/cases.py`);
+    The catalogue writes a case's first row as "<case> (<report>, ...): ..." (`advisor/cases/compose.py`);
     the section shows `row.case` in bold as its title, so the text goes on after the name rather
     than repeating it.
     """

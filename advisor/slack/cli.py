@@ -35,7 +35,8 @@ def slack(
     port: int = typer.Option(3000, "--port", help="HTTP mode: port to listen on."),
 ) -> None:
     """Answer questions in Slack: mentions, direct messages and /advisor, with cited evidence."""
-    from advisor.cli import _advisor, err, user_errors
+    from advisor.cli.common import err, user_errors
+    from advisor.cli.common import open_advisor as _advisor
 
     with user_errors():
         settings = Settings()

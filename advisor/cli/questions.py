@@ -1,114 +1,21 @@
-"""The `advisor` command: argument parsing and rendering only; the work is in `Advisor`."""
+"""`advisor ingest | ask | chat | sources`: build the index and ask it questions."""
 
 from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from advisor.config import Settings, force_offline
+from advisor.cli.common import console, err, open_advisor, print_ingest_summary, progress_bar, user_errors
+from advisor.config import Settings
 from advisor.errors import AdvisorError
 from advisor.types import Answer, Filters
 
-app = typer.Typer(
-    help="Spread Advisor: cited advice on scaling innovation in the NHS, from public reports.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-err = Console(stderr=True)
 
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the advisor's errors into a one-line message and exit code 2."""
-    try:
-        yield
-    except AdvisorError as exc:
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def progress_bar(enabled: bool = True):
-    """A rich progress bar as an ingest `Progress` callback (stderr, so --json stays clean)."""
-    if not enabled:
-        yield lambda *_: None
-        return
-    if not err.is_terminal:  # logs and CI: one plain line per stage, no live bar
-        started: set[str] = set()
-
-        def plain(stage: str, done: int, total: int) -> None:
-            if stage not in started:
-                started.add(stage)
-                err.print(f"{stage}: {total} to do", highlight=False)
-            elif done >= total:
-                err.print(f"{stage}: done ({total})", highlight=False)
-
-        yield plain
-        return
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=max(total, 1))
-        bar.update(tasks[stage], completed=done, total=max(total, 1))
-
-    with bar:
-        yield update
-
-
-def _advisor(settings: Settings | None = None, build_if_missing: bool = True, quiet: bool = False):
-    from advisor.advisor import build_advisor
-
-    force_offline()
-    advisor = build_advisor(settings or Settings())
-    if build_if_missing and not advisor.ready:
-        err.print("No index yet: building it from the corpus first (this happens once).")
-        with progress_bar(not quiet) as progress:
-            report = advisor.ensure_index(progress=progress)
-        if report is not None:
-            _print_ingest_summary(report, to=err)
-    return advisor
-
-
-def _print_ingest_summary(report, to: Console = console) -> None:
-    state = "published a new index" if report.published else "index already up to date"
-    to.print(
-        f"[bold]{report.documents}[/] documents, [bold]{report.chunks}[/] chunks "
-        f"({report.embedded_chunks} embedded now) in {report.seconds:.1f}s: {state}."
-    )
-    for label, names in (
-        ("added", report.added),
-        ("updated", report.updated),
-        ("removed", report.removed),
-        ("unchanged", report.unchanged),
-    ):
-        if names:
-            to.print(f"  {label}: {', '.join(names)}")
-    for path, reason in report.skipped:
-        to.print(f"  [yellow]skipped[/] {path}: {reason}", highlight=False)
-    for name in report.kept_previous:
-        to.print(f"  [yellow]kept the previously indexed version of[/] {name}")
-
-
-@app.command()
 def ingest(
     paths: list[Path] = typer.Argument(None, help="Files or folders (default: the corpus folder)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-chunk and re-embed everything."),
@@ -121,7 +28,7 @@ def ingest(
         advisor = build_advisor(Settings(), load=False)
         with progress_bar(not quiet) as progress:
             report = advisor.ingest(paths or None, rebuild=rebuild, progress=progress)
-        _print_ingest_summary(report)
+        print_ingest_summary(report)
 
 
 def render_answer(answer: Answer, to: Console = console) -> None:
@@ -176,11 +83,10 @@ def answer_live(
         return advisor.ask(question, history=history, filters=filters, k=k, on_delta=show)
 
 
-@app.command()
 def ask(
     question: str = typer.Argument(..., help="Your question, in quotes."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON record."),
-    k: Optional[int] = typer.Option(None, "-k", min=1, max=50, help="Passages to retrieve."),
+    k: int | None = typer.Option(None, "-k", min=1, max=50, help="Passages to retrieve."),
     doc: list[str] = typer.Option(None, "--doc", help="Only this report (corpus file name)."),
     case_study: list[str] = typer.Option(None, "--case-study", help="Only this case study."),
 ) -> None:
@@ -190,7 +96,7 @@ def ask(
 
         settings = Settings()
         clean_question(question, settings.max_question_chars)  # fail fast, before loading models
-        advisor = _advisor(settings, quiet=as_json)
+        advisor = open_advisor(settings, quiet=as_json)
         filters = Filters(sources=tuple(doc or ()), case_studies=tuple(case_study or ()))
         if as_json:
             answer = advisor.ask(question, filters=filters or None, k=k)
@@ -199,11 +105,10 @@ def ask(
             render_answer(answer_live(advisor, question, filters=filters or None, k=k))
 
 
-@app.command()
 def chat() -> None:
     """A conversation in the terminal; follow-up questions use what was said before."""
     with user_errors():
-        advisor = _advisor()
+        advisor = open_advisor()
     history: list[dict] = []
     console.print("Ask about scaling and spreading innovation in the NHS. Empty line or Ctrl-D to quit.")
     while True:
@@ -226,11 +131,10 @@ def chat() -> None:
         ]
 
 
-@app.command()
 def sources(as_json: bool = typer.Option(False, "--json")) -> None:
     """The indexed reports, their case studies and chunk counts."""
     with user_errors():
-        advisor = _advisor(quiet=as_json)
+        advisor = open_advisor(quiet=as_json)
         docs = advisor.sources()
     if as_json:
         sys.stdout.write(json.dumps([vars(d) for d in docs], indent=2) + "\n")
@@ -242,31 +146,7 @@ def sources(as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(table)
 
 
-from advisor.feedback_cli import register as _register_feedback  # noqa: E402
-
-_register_feedback(app)
-
-from advisor.evaluation.cli import register as _register_eval  # noqa: E402
-
-_register_eval(app)
-
-from advisor.cases.cli import register as _register_cases  # noqa: E402
-
-_register_cases(app)
-
-from advisor.slack.cli import register as _register_slack  # noqa: E402
-
-_register_slack(app)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
-from advisor.evaluation.calibrate import register as _register_calibrate  # noqa: E402
-
-_register_calibrate(app)
+def register(app: typer.Typer) -> None:
+    """Add the question commands to the `advisor` CLI."""
+    for command in (ingest, ask, chat, sources):
+        app.command()(command)

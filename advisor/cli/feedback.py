@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,10 +13,10 @@ feedback_app = typer.Typer(help="Feedback people left on answers (web page and S
 @feedback_app.command("export")
 def feedback_export(
     fmt: str = typer.Option("csv", "--format", "-f", help="csv or jsonl"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
 ) -> None:
     """Export every stored verdict and comment, with the answer and its citations."""
-    from advisor.cli import err, user_errors
+    from advisor.cli.common import err, user_errors
     from advisor.config import Settings
 
     with user_errors():

@@ -1,0 +1,47 @@
+"""The `advisor` command: argument parsing and rendering only; the work is in `Advisor`.
+
+- `common.py`: the consoles, user-facing errors, progress lines, opening the advisor;
+- `questions.py`: `ingest`, `ask`, `chat`, `sources`, and how an answer is printed;
+- `feedback.py`: `advisor feedback export`.
+Feature commands live with their feature: `advisor cases` (advisor/cases/cli.py), `advisor eval`
+and `advisor calibrate` (advisor/evaluation/), `advisor slack` (advisor/slack/cli.py).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from advisor.cases.cli import register as register_cases
+from advisor.cli.feedback import register as register_feedback
+from advisor.cli.questions import answer_live, render_answer
+from advisor.cli.questions import register as register_questions
+from advisor.evaluation.calibrate import register as register_calibrate
+from advisor.evaluation.cli import register as register_eval
+from advisor.slack.cli import register as register_slack
+
+__all__ = ["answer_live", "app", "main", "render_answer"]
+
+app = typer.Typer(
+    help="Spread Advisor: cited advice on scaling innovation in the NHS, from public reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for register in (
+    register_questions,
+    register_feedback,
+    register_eval,
+    register_calibrate,
+    register_cases,
+    register_slack,
+):
+    register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

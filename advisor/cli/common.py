@@ -1,0 +1,98 @@
+"""What every `advisor` command shares: the consoles, user-facing errors, progress, the advisor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from advisor.config import Settings, force_offline
+from advisor.errors import AdvisorError
+
+console = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the advisor's errors into a one-line message and exit code 2."""
+    try:
+        yield
+    except AdvisorError as exc:
+        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool = True):
+    """A rich progress bar as an ingest `Progress` callback (stderr, so --json stays clean)."""
+    if not enabled:
+        yield lambda *_: None
+        return
+    if not err.is_terminal:  # logs and CI: one plain line per stage, no live bar
+        started: set[str] = set()
+
+        def plain(stage: str, done: int, total: int) -> None:
+            if stage not in started:
+                started.add(stage)
+                err.print(f"{stage}: {total} to do", highlight=False)
+            elif done >= total:
+                err.print(f"{stage}: done ({total})", highlight=False)
+
+        yield plain
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=max(total, 1))
+        bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+    with bar:
+        yield update
+
+
+def open_advisor(settings: Settings | None = None, build_if_missing: bool = True, quiet: bool = False):
+    """The advisor over the published index, built first (with progress on stderr) when none exists."""
+    from advisor.advisor import build_advisor
+
+    force_offline()
+    advisor = build_advisor(settings or Settings())
+    if build_if_missing and not advisor.ready:
+        err.print("No index yet: building it from the corpus first (this happens once).")
+        with progress_bar(not quiet) as progress:
+            report = advisor.ensure_index(progress=progress)
+        if report is not None:
+            print_ingest_summary(report, to=err)
+    return advisor
+
+
+def print_ingest_summary(report, to: Console = console) -> None:
+    state = "published a new index" if report.published else "index already up to date"
+    to.print(
+        f"[bold]{report.documents}[/] documents, [bold]{report.chunks}[/] chunks "
+        f"({report.embedded_chunks} embedded now) in {report.seconds:.1f}s: {state}."
+    )
+    for label, names in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("removed", report.removed),
+        ("unchanged", report.unchanged),
+    ):
+        if names:
+            to.print(f"  {label}: {', '.join(names)}")
+    for path, reason in report.skipped:
+        to.print(f"  [yellow]skipped[/] {path}: {reason}", highlight=False)
+    for name in report.kept_previous:
+        to.print(f"  [yellow]kept the previously indexed version of[/] {name}")
