@@ -13,8 +13,9 @@ def test_calibrate_refuses_to_fit_on_the_test_split(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from advisor import cli
+    from advisor.cli import common
 
-    monkeypatch.setattr(cli, "_advisor", lambda *a, **kw: pytest.fail("nothing may be loaded"))
+    monkeypatch.setattr(common, "open_advisor", lambda *a, **kw: pytest.fail("nothing may be loaded"))
     out = tmp_path / "model.json"
     result = CliRunner().invoke(
         cli.app, ["calibrate", "--set", str(PROJECT_ROOT / "eval_sets/test.jsonl"), "--out", str(out)]

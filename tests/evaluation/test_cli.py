@@ -78,10 +78,13 @@ def test_cli_stops_on_a_bad_set_or_a_missing_judge_before_loading_anything(tmp_p
     from typer.testing import CliRunner
 
     from advisor import cli
+    from advisor.cli import common
 
     monkeypatch.setenv("ADVISOR_CORPUS_DIR", str(CORPUS))
     monkeypatch.setenv("ADVISOR_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(cli, "_advisor", lambda *a, **kw: pytest.fail("the advisor must not be loaded"))
+    monkeypatch.setattr(
+        common, "open_advisor", lambda *a, **kw: pytest.fail("the advisor must not be loaded")
+    )
     bad = write_set(tmp_path, [GOOD, {"id": "b", "user_input": "q", "kind": "trivia"}])
     out = tmp_path / "run"
     result = CliRunner().invoke(cli.app, ["eval", "--set", str(bad), "--out", str(out)])
