@@ -19,6 +19,9 @@ from advisor.types import DocumentInfo
 MANIFEST_NAME = "manifest.yaml"
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm")
 _NOT_REPORTS = {MANIFEST_NAME, "case_studies.yaml", "case_studies_vocabulary.yaml", "CASE_STUDIES.md"}
+# The corpus folder also holds the advisor's own data about the reports (the manifest, the
+# case-study catalogue, the guidance map and its drafts), all YAML; a report is never YAML.
+_DATA_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,8 @@ class Manifest:
 
 
 def discover_files(paths: list[Path]) -> list[Path]:
-    """Every candidate report under the given files and folders, sorted, manifests excluded."""
+    """Every candidate report under the given folders (sorted; the corpus's own data files
+    excluded) and every file given by name."""
     found: list[Path] = []
     for path in paths:
         path = Path(path)
@@ -124,7 +128,8 @@ def discover_files(paths: list[Path]) -> list[Path]:
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
                 hidden = any(part.startswith(".") for part in rel.parts)
-                if child.is_file() and not hidden and child.name not in _NOT_REPORTS:
+                data = child.name in _NOT_REPORTS or child.suffix.lower() in _DATA_SUFFIXES
+                if child.is_file() and not hidden and not data:
                     found.append(child)
         elif path.is_file():
             found.append(path)

@@ -106,3 +106,14 @@ def test_text_pages_from_fused_running_headers(tmp_path):
     doc = load_document(path, _info(path))
     assert [p for p, _ in doc.pages] == [3, 4, 7]
     assert all(doc.text[offset:].startswith(f"{p}Scaling in the NHS") for p, offset in doc.pages)
+
+
+def test_the_corpus_folders_own_yaml_data_is_never_read_as_a_report(tmp_path):
+    from advisor.corpus import discover_files
+
+    (tmp_path / "drafts").mkdir()
+    (tmp_path / "report.txt").write_text("A report.")
+    (tmp_path / "notes.docx").write_bytes(b"PK")  # still found, and later skipped with a reason
+    (tmp_path / "drafts" / "part.yaml").write_text("points: []")
+    (tmp_path / "manifest.yaml").write_text("reports: {}")
+    assert [p.name for p in discover_files([tmp_path])] == ["notes.docx", "report.txt"]
