@@ -68,7 +68,7 @@ class ReportTerms:
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[Chunk]) -> ReportTerms:
-        """Count every passage's stems (about 35 ms for the five reports)."""
+        """Count every passage's stems."""
         by_chunk = {
             c.id: frozenset(
                 stem(t) for t in tokenize(f"{lexical_text(c)} {c.title} {c.meta.get('publisher', '')}")
