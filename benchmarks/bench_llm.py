@@ -96,7 +96,7 @@ def timed_stream(advisor, question: str, timer) -> dict[str, float]:
         "overhead": total - model,
         "first_token": (first - t0) * 1000 if first else float("nan"),
         "asked_model": len(timer.calls) > before,
-        "fallback": answer.fallback if answer else None,
+        "fallback": answer.fallback.kind if answer and answer.fallback else None,
     }
 
 
@@ -111,7 +111,7 @@ def summarise(rows: list[dict]) -> dict[str, object]:
                 "p95": round(percentile(values, 95), 1),
                 "max": round(max(values), 1),
             }
-    out["fallbacks"] = sorted({(r["fallback"] or "none").split(":")[0] for r in asked})
+    out["fallbacks"] = sorted({r["fallback"] or "none" for r in asked})
     return out
 
 
@@ -160,7 +160,6 @@ def main() -> None:
     from langchain_core.messages import AIMessage
 
     from advisor.advisor import build_advisor
-    from advisor.chain import attach_llm
     from advisor.llm import build_chat_model
 
     deadline = time.monotonic() + TIME_LIMIT_S
@@ -175,14 +174,15 @@ def main() -> None:
     fake = GenericFakeChatModel(
         messages=iter([AIMessage(r) for r in replies[:3] + replies]), callbacks=[timer]
     )
-    # (a placeholder URL: the fake model replaces the client before anything is sent)
+    # (a placeholder URL: the fake model is wired in place of the client, nothing is sent)
     instant = build_advisor(
         base.model_copy(
             update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1", "llm_condense": False}
-        )
+        ),
+        embedder=advisor.embedder,
+        chat_model=fake,
     )
     instant.ensure_index()
-    attach_llm(instant, fake)
     for q in QUESTIONS[:3]:  # warm-up: first calls load and cache sentence vectors
         timed_stream(instant, q, timer)
     rows = [timed_stream(instant, q, timer) for q in QUESTIONS]
@@ -207,12 +207,11 @@ def main() -> None:
                 "llm_condense": False,
             }
         )
-        real = build_advisor(settings)
-        real.ensure_index()
         timer = model_timer()
         model = build_chat_model(settings)
         model.callbacks = [timer]
-        attach_llm(real, model)
+        real = build_advisor(settings, embedder=advisor.embedder, chat_model=model)
+        real.ensure_index()
         rows = []
         in_scope = [q for q in QUESTIONS if "World Cup" not in q]
         for q in in_scope[:REAL_QUESTIONS]:

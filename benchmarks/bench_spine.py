@@ -85,7 +85,7 @@ def main() -> None:
         from advisor.advisor import build_advisor
 
         advisor = build_advisor(Settings(data_dir=data_dir, corpus_dir=ROOT / "corpus", _env_file=None))
-        chunks = advisor._snapshot.chunks
+        chunks = advisor.index.chunks
         sentences = advisor.extractive.sentences.texts
         results["ingest"] = {
             "seconds": round(seconds, 2),
