@@ -28,6 +28,7 @@ from advisor.errors import AdvisorError, IndexMissingError, InvalidQuestionError
 from advisor.ingest import Ingestor, IngestReport, Progress
 from advisor.retrieval import HybridRetriever, IndexSnapshot
 from advisor.store import ChromaStore, SentenceIndex
+from advisor.text import normalise_space
 from advisor.types import Answer, Chunk, Filters, Passage
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def clean_question(question: str, max_chars: int) -> str:
             f"The question contains {controls} control characters; please type it as plain text."
         )
     text = _CONTROL.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
+    text = normalise_space(text)
     if not text:
         raise InvalidQuestionError("Please type a question: it was empty.")
     if len(text) > max_chars:

@@ -20,6 +20,7 @@ from typing import Literal
 
 from advisor.text import FUSED_HEADER as _FUSED_HEADER
 from advisor.text import MD_LINK as _MD_LINK
+from advisor.text import normalise_space
 
 BlockKind = Literal["heading", "para", "bullet"]
 
@@ -255,7 +256,7 @@ def _join(
 
 # ---- blocks --------------------------------------------------------------------------
 def _classify(text: str, first: int, last: int) -> Block | None:
-    text = re.sub(r"\s+", " ", text).strip()
+    text = normalise_space(text)
     text = _TRAILING_FOOTNOTE.sub(r"\1", _FOOTNOTE_REF.sub(r"\1", text))
     text = _YEAR_FOOTNOTE.sub(".", text)
     if not text or not re.search(r"[A-Za-z]", text):

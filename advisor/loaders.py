@@ -16,6 +16,7 @@ from pathlib import Path
 from advisor.corpus import SUPPORTED_SUFFIXES
 from advisor.errors import UnreadableFileError
 from advisor.text import FUSED_HEADER as _FUSED_HEADER
+from advisor.text import normalise_space
 from advisor.types import DocumentInfo, SourceDoc
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -129,7 +130,7 @@ def _html_text(html: str) -> str:
     for element in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "blockquote", "td", "pre"]):
         if element.find(["p", "li", "h1", "h2", "h3", "h4", "blockquote"]):
             continue  # a container: its children are taken instead
-        text = re.sub(r"\s+", " ", element.get_text(" ", strip=True)).strip()
+        text = normalise_space(element.get_text(" ", strip=True))
         if not text:
             continue
         if element.name == "li":

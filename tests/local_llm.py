@@ -12,11 +12,22 @@ server as they like; the tests need one that works.
 
 from __future__ import annotations
 
-from llama_cpp.server.__main__ import main
+import sys
+from pathlib import Path
 
-from advisor.llm import without_extra_buffers
 
-without_extra_buffers()
+def server_command(model: Path, port: int) -> list[str]:
+    """The command line that starts this server for Gemma 3 270M on 127.0.0.1:`port` (2 threads)."""
+    return [
+        sys.executable, "-m", "tests.local_llm", "--model", str(model), "--host", "127.0.0.1",
+        "--port", str(port), "--n_ctx", "4096", "--chat_format", "gemma", "--n_threads", "2",
+    ]  # fmt: skip
+
 
 if __name__ == "__main__":
+    from llama_cpp.server.__main__ import main
+
+    from advisor.llm import without_extra_buffers
+
+    without_extra_buffers()
     main()

@@ -27,6 +27,7 @@ from advisor.citations import parse_markers
 from advisor.config import PROJECT_ROOT
 from advisor.types import Answer
 from tests.conftest import free_port
+from tests.local_llm import server_command
 
 pytestmark = pytest.mark.llm_server
 
@@ -48,23 +49,7 @@ class LlamaServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._log = log.open("wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "tests.local_llm",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--n_ctx",
-            "4096",
-            "--chat_format",
-            "gemma",
-            "--n_threads",
-            "2",
-        ]
+        cmd = server_command(model, self.port)
         self.process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         self.log = log
 

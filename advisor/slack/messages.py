@@ -16,6 +16,7 @@ from slack_sdk.web import WebClient
 
 from advisor.advisor import clean_question
 from advisor.errors import AdvisorError
+from advisor.text import normalise_space
 
 THINKING = "Looking through the reports..."
 RETIRED = (
@@ -103,7 +104,7 @@ def slack_question(text: str | None, bot_user_id: str | None = None) -> str:
     text = _URL_LINK.sub(lambda m: m.group(2) or m.group(1), text)
     text = _EMOJI_CODE.sub(" ", text)
     text = html.unescape(text)
-    return re.sub(r"\s+", " ", text).strip()
+    return normalise_space(text)
 
 
 def polite_reply(raw_text: str | None, question: str, has_files: bool, max_chars: int) -> str | None:
