@@ -18,7 +18,13 @@ from advisor.types import DocumentInfo
 
 MANIFEST_NAME = "manifest.yaml"
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm")
-_NOT_REPORTS = {MANIFEST_NAME, "case_studies.yaml", "case_studies_vocabulary.yaml", "CASE_STUDIES.md"}
+_NOT_REPORTS = {
+    MANIFEST_NAME,
+    "case_studies.yaml",
+    "case_studies_vocabulary.yaml",
+    "CASE_STUDIES.md",
+    "GUIDANCE.md",
+}
 # The corpus folder also holds the advisor's own data about the reports (the manifest, the
 # case-study catalogue, the guidance map and its drafts), all YAML; a report is never YAML.
 _DATA_SUFFIXES = (".yaml", ".yml")

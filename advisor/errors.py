@@ -31,3 +31,7 @@ class UnreadableFileError(AdvisorError):
 
 class CatalogueError(AdvisorError):
     """The case-study catalogue is malformed or does not match the reports; the message names the entry and field."""
+
+
+class GuidanceError(AdvisorError):
+    """The guidance map is malformed or does not match the reports; the message names the theme and point."""

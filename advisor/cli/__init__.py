@@ -3,7 +3,8 @@
 - `common.py`: the consoles, user-facing errors, progress lines, opening the advisor;
 - `questions.py`: `ingest`, `ask`, `chat`, `sources`, and how an answer is printed;
 - `feedback.py`: `advisor feedback export`.
-Feature commands live with their feature: `advisor cases` (advisor/cases/cli.py), `advisor eval`
+Feature commands live with their feature: `advisor cases` (advisor/cases/cli.py), `advisor guidance`
+(advisor/guidance/cli.py), `advisor eval`
 and `advisor calibrate` (advisor/evaluation/), `advisor slack` (advisor/slack/cli.py).
 """
 
@@ -17,6 +18,7 @@ from advisor.cli.questions import answer_live, render_answer
 from advisor.cli.questions import register as register_questions
 from advisor.evaluation.calibrate import register as register_calibrate
 from advisor.evaluation.cli import register as register_eval
+from advisor.guidance.cli import register as register_guidance
 from advisor.slack.cli import register as register_slack
 
 __all__ = ["answer_live", "app", "main", "render_answer"]
@@ -33,6 +35,7 @@ for register in (
     register_eval,
     register_calibrate,
     register_cases,
+    register_guidance,
     register_slack,
 ):
     register(app)
