@@ -6,9 +6,9 @@ from advisor.corpus import discover_files
 from advisor.guidance.coverage import ADVICE_SECTIONS, coverage
 from tests.conftest import CORPUS
 
-# measured on this map: 267 of 443 advice paragraphs quoted (the rest are mostly introductions,
+# measured on this map: 288 of 443 advice paragraphs quoted (the rest are mostly introductions,
 # descriptions and figure text, or restate advice quoted elsewhere)
-MIN_COVERED = 0.6
+MIN_COVERED = 0.65
 
 
 def test_every_advice_section_is_found_and_mostly_quoted(guidance_map):
