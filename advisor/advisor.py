@@ -25,6 +25,8 @@ from advisor.corpus import Manifest
 from advisor.coverage import CoverageModel
 from advisor.embedding import LocalEmbeddings
 from advisor.errors import AdvisorError, IndexMissingError, InvalidQuestionError
+from advisor.guidance import Guidance
+from advisor.guidance.answer import GuidanceAnswerer
 from advisor.ingest import Ingestor, IngestReport, Progress
 from advisor.retrieval import HybridRetriever, IndexSnapshot
 from advisor.store import ChromaStore, SentenceIndex
@@ -90,6 +92,7 @@ class Advisor:
         condenser: Any,
         make_extractive: Callable[[list[Chunk], SentenceIndex], ExtractiveAnswerer],
         llm_answerer: LLMAnswerer | None = None,
+        guidance: GuidanceAnswerer | None = None,
     ) -> None:
         """Every collaborator is given (`build_advisor` makes them); the advisor owns only the
         loaded index and what is built from it per generation (retriever, extractive answerer)."""
@@ -100,6 +103,7 @@ class Advisor:
         self.case_catalogue = catalogue
         self.condenser = condenser
         self.llm_answerer = llm_answerer
+        self.guidance = guidance
         self._make_extractive = make_extractive
         self._lock = threading.RLock()
         self._snapshot: IndexSnapshot | None = None
@@ -137,6 +141,8 @@ class Advisor:
             self._extractive = self._make_extractive(chunks, sentences)
             self._checked = time.monotonic()
         self.case_catalogue.reload()  # a broken catalogue is logged; the previous one keeps serving
+        if self.guidance is not None:
+            self.guidance.reload()  # likewise the guidance map
         return True
 
     def ingest(self, paths=None, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
@@ -201,6 +207,7 @@ class Advisor:
         k: int | None = None,
         on_delta: Callable[[str], None] | None = None,
         use_catalogue: bool = True,
+        use_guidance: bool = True,
     ) -> Answer:
         """Answer a question (with the conversation so far) from the indexed reports.
 
@@ -208,7 +215,12 @@ class Advisor:
         """
         answer: Answer | None = None
         for event in self.stream(
-            question, history=history, filters=filters, k=k, use_catalogue=use_catalogue
+            question,
+            history=history,
+            filters=filters,
+            k=k,
+            use_catalogue=use_catalogue,
+            use_guidance=use_guidance,
         ):
             if isinstance(event, Answer):
                 answer = event
@@ -223,10 +235,16 @@ class Advisor:
         history: list[Any] | None = None,
         filters: Filters | None = None,
         k: int | None = None,
+        question_vector: Any = None,
     ) -> tuple[str, Any, list[Passage]]:
-        """(standalone query, its vector, the retrieved passages): what every answerer reads."""
+        """(standalone query, its vector, the retrieved passages): what every answerer reads.
+
+        `question_vector`, the question's embedding, is reused when the query is the question."""
         query = self.condense(question, history)
-        query_vector = self.embedder.encode([query])[0]
+        if question_vector is not None and query == question:
+            query_vector = question_vector
+        else:
+            query_vector = self.embedder.encode([query])[0]
         passages = self.retriever.retrieve(query, k=k, filters=filters, query_vector=query_vector)
         return query, query_vector, passages
 
@@ -237,24 +255,36 @@ class Advisor:
         filters: Filters | None = None,
         k: int | None = None,
         use_catalogue: bool = True,
+        use_guidance: bool = True,
     ) -> Iterator[str | Answer]:
         """Yield the answer's text as it is produced, then the finished `Answer`.
 
         A question across case studies is answered from the catalogue, one cited row per case,
-        unless `use_catalogue` is off (the evaluation's passage-only comparison).
+        unless `use_catalogue` is off (the evaluation's passage-only comparison); an advice
+        question a theme of the guidance map fits, from the map, unless `use_guidance` is off.
         """
         t0 = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         self._require_index()
         self._refresh_if_republished()
-        catalogue = self.case_catalogue.current if use_catalogue else None
-        listed = catalogue.answer(question, self.index, filters) if catalogue is not None else None
+        vector = self.embedder.encode([question])[0]
+        catalogue = self.case_catalogue.current
+        reading = catalogue.reading(question, vector) if catalogue is not None else None
+        listed = None
+        if use_catalogue and catalogue is not None and reading is not None:
+            listed = catalogue.answer_reading(question, reading, self.index, filters)
+        if listed is None and use_guidance and self.guidance is not None:
+            # a follow-up is matched as its standalone query ("and for commissioners?")
+            standalone = self.condense(question, history) if history else question
+            guide_vector = vector if standalone == question else self.embedder.encode([standalone])[0]
+            advice = reading.probabilities.get("advice", 0.0) if reading is not None else 0.0
+            listed = self.guidance.answer(question, guide_vector, self.index, filters, advice)
         if listed is not None:
             yield listed.text
             elapsed = (time.perf_counter() - t0) * 1000
             yield _with_timings(listed, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
             return
-        query, query_vector, passages = self.search(question, history, filters, k)
+        query, query_vector, passages = self.search(question, history, filters, k, question_vector=vector)
         t1 = time.perf_counter()
         if self.llm_answerer is not None:
             answer = None
@@ -273,6 +303,25 @@ class Advisor:
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         yield _with_timings(answer, timings)
+
+    def guide(self, text: str) -> Answer:
+        """What the guidance map advises on a theme (by id or title) or on the theme closest to
+        a question, cited, whatever the route decision (`/advisor guidance`, the Guidance tab)."""
+        t0 = time.perf_counter()
+        text = clean_question(text, self.settings.max_question_chars)
+        self._require_index()
+        self._refresh_if_republished()
+        if self.guidance is None or self.guidance.guidance.current is None:
+            raise AdvisorError("The guidance map is not available; see the log for why.")
+        vector = self.embedder.encode([text])[0]
+        catalogue = self.case_catalogue.current
+        reading = catalogue.reading(text, vector) if catalogue is not None else None
+        advice = reading.probabilities.get("advice", 0.0) if reading is not None else 0.0
+        answer = self.guidance.about(text, vector, self.index, advice)
+        if answer is None:
+            raise AdvisorError("No point of the guidance map could be cited from the published index.")
+        elapsed = (time.perf_counter() - t0) * 1000
+        return _with_timings(answer, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
 
     def cases_like_mine(self, situation: str, filters: Filters | None = None) -> Answer:
         """The case studies most like a described situation, from the catalogue, cited."""
@@ -415,10 +464,13 @@ def build_advisor(
         embedder,
         store,
         ingestor=Ingestor(settings, embedder, store),
-        catalogue=CatalogueLoader(settings.corpus_dir, embedder),
+        catalogue=CatalogueLoader(settings.corpus_dir, embedder, settings.case_question_model),
         condenser=condenser,
         make_extractive=extractive_factory(settings, embedder),
         llm_answerer=llm_answerer,
+        guidance=GuidanceAnswerer(
+            Guidance(settings.corpus_dir), embedder, settings.guidance_route_model, settings.guidance_points
+        ),
     )
     if load:
         try:

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     specificity_weight: float = Field(0.5, ge=0.0, le=1.0)
     advice_points: int = Field(5, ge=1, le=8)  # points an advice answer gives, distinct passages (dev)
     name_mask_weight: float = Field(1.0, ge=0.0, le=1.0)  # closeness from the question less its names (dev)
+    # "does this question ask for cases?" and the guidance route, both fit on dev by
+    # `advisor calibrate --what cases|guidance`; an empty value switches the route off
+    case_question_model: Path | None = Path(__file__).parent / "models" / "case_questions.json"
+    guidance_route_model: Path | None = Path(__file__).parent / "models" / "guidance_route.json"
+    guidance_points: int = Field(4, ge=1, le=8)  # points a guidance answer quotes from its theme
 
     # --- LLM path
     llm_backend: Literal["extractive", "openai", "ollama", "llamacpp"] = "extractive"

@@ -70,7 +70,7 @@ class QuestionAnalysis:
 
 
 @lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
+def stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return frozenset(ENGLISH_STOP_WORDS) | {
@@ -100,7 +100,7 @@ def is_everyday(word: str) -> bool:
 
 def content_words(text: str) -> list[str]:
     """The question's words that carry content: not stop words, in order, once each."""
-    stops = _stop_words()
+    stops = stop_words()
     out: list[str] = []
     for w in _WORD.findall(text):
         lw = w.lower().replace("’", "'")
@@ -192,7 +192,7 @@ def named_things(
         name = m.group().strip()
         words = name.split()
         opening = not question[: m.start()].strip() or bool(re.search(r"[.!?:]\s*$", question[: m.start()]))
-        if opening and words[0].lower() in _stop_words() | {"i'm", "we're", "i've", "we've", "hi", "hello"}:
+        if opening and words[0].lower() in stop_words() | {"i'm", "we're", "i've", "we've", "hi", "hello"}:
             words = words[1:]  # "Which", "We're", "Is" open the sentence; the name may follow
             name = " ".join(words)
         if not words or name in ("I", "OK") or any(name.lower() in n.lower() for n in named):

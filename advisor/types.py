@@ -16,8 +16,9 @@ from typing import Any, Literal
 Verdict = Literal["supported", "unsupported", "uncited"]
 
 # Which path produced an answer (apart from the backend that wrote its text): passages retrieved
-# for the question, the case-study catalogue (a question across cases), or cases like the user's.
-Route = Literal["passages", "catalogue", "cases_like_mine"]
+# for the question, the case-study catalogue (a question across cases), cases like the user's, or
+# the guidance map (an advice question a theme of the map fits).
+Route = Literal["passages", "catalogue", "cases_like_mine", "guidance"]
 
 # Why an LLM's reply was replaced by the extractive answer.
 FallbackKind = Literal["not_covered", "unsupported", "empty", "llm_unavailable"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +31,7 @@ from advisor.cases.ranking import (
     matching,
     rank_like,
 )
-from advisor.cases.reading import QuestionReader
+from advisor.cases.reading import MODEL_FILE, CaseQuestionModel, QuestionReader, Reading, load_model
 from advisor.cases.vocabulary import Vocabulary
 from advisor.errors import CatalogueError
 from advisor.text import normalise_space
@@ -58,20 +59,25 @@ class CaseCatalogue:
         vocabulary: Vocabulary,
         embedder: Any = None,
         min_like_score: float = MIN_LIKE_SCORE,
+        question_model: CaseQuestionModel | None = None,
     ) -> None:
         self.cases = list(cases)
         self.vocabulary = vocabulary
         self.embedder = embedder  # anything with .encode(list[str]) -> unit vectors; None = tags only
         self.min_like_score = min_like_score
         self._similarity = CaseSimilarity(self.cases, embedder)
-        self._reader = QuestionReader(vocabulary, self.cases)
+        self._reader = QuestionReader(vocabulary, self.cases, embedder, question_model)
         self._anchors: tuple[str, Anchors] | None = None
 
     @classmethod
-    def load(cls, corpus_dir: Path, embedder: Any = None) -> CaseCatalogue:
-        """Read and validate `corpus/case_studies.yaml` (CatalogueError if it is broken)."""
+    def load(
+        cls, corpus_dir: Path, embedder: Any = None, question_model: CaseQuestionModel | None = None
+    ) -> CaseCatalogue:
+        """Read and validate `corpus/case_studies.yaml` (CatalogueError if it is broken).
+
+        Questions are read as across cases only with an embedder and the fitted question model."""
         cases, vocabulary = load_catalogue(corpus_dir)
-        return cls(cases, vocabulary, embedder)
+        return cls(cases, vocabulary, embedder, question_model=question_model)
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -108,22 +114,48 @@ class CaseCatalogue:
             pool, self.vocabulary, self._similarity, text, k, tags, margin, min_score=self.min_like_score
         )
 
-    def read(self, question: str) -> CaseQuery | None:
-        """What a question across cases asks, or None when it is not one (offline, rule-based)."""
-        return self._reader.read(question)
+    @property
+    def reader(self) -> QuestionReader:
+        """How questions are read as across cases (its model and the embedded vocabulary)."""
+        return self._reader
+
+    def read(self, question: str, vector: Any = None) -> CaseQuery | None:
+        """What a question across cases asks, or None when it is not one (read by meaning)."""
+        return self._reader.read(question, vector)
+
+    def reading(self, question: str, vector: Any = None) -> Reading:
+        """How a question was read: the model's probabilities, the conditions found, the query."""
+        return self._reader.reading(question, vector)
 
     def matching(self, query: CaseQuery, cases: list[CaseStudy] | None = None) -> list[CaseStudy]:
         """The cases a list/count query selects."""
         return matching(query, self.cases if cases is None else cases)
 
-    def answer(self, question: str, index: IndexView, filters: Filters | None = None) -> Answer | None:
+    def answer(
+        self, question: str, index: IndexView, filters: Filters | None = None, vector: Any = None
+    ) -> Answer | None:
         """A cited list or table answering a question across cases, or None for other questions.
 
-        Citations point at the chunks of `index` (the published generation) holding each quote.
+        Citations point at the chunks of `index` (the published generation) holding each quote;
+        `vector` is the question's embedding when the caller has it already.
         """
-        query = self.read(question)
+        return self.answer_reading(question, self.reading(question, vector), index, filters)
+
+    def answer_reading(
+        self, question: str, reading: Reading, index: IndexView, filters: Filters | None = None
+    ) -> Answer | None:
+        """`answer` for a question already read (`reading`), or None when it is not across cases."""
+        query = reading.query
         if query is None:
             return None
+        answer = self._answer(question, query, index, filters)
+        if answer is not None:
+            answer = replace(answer, analysis={**(answer.analysis or {}), "catalogue": reading.to_record()})
+        return answer
+
+    def _answer(
+        self, question: str, query: CaseQuery, index: IndexView, filters: Filters | None
+    ) -> Answer | None:
         if query.kind == "like":
             return self.like_answer(query.text, index, filters, question=question)
         pool = [c for c in self.cases if allowed(c, filters)]
@@ -177,9 +209,12 @@ def anchor_quotes(cases: list[CaseStudy], chunks: list[Chunk]) -> Anchors:
 class CatalogueLoader:
     """Loads the catalogue and keeps serving the last good one when a reload finds it broken."""
 
-    def __init__(self, corpus_dir: Path, embedder: Any = None) -> None:
+    def __init__(
+        self, corpus_dir: Path, embedder: Any = None, question_model: Path | None = MODEL_FILE
+    ) -> None:
         self.corpus_dir = Path(corpus_dir)
         self.embedder = embedder
+        self.question_model = question_model
         self.current: CaseCatalogue | None = None
         self.error: str | None = None
 
@@ -189,7 +224,10 @@ class CatalogueLoader:
             self.error = None
             return self.current
         try:
-            self.current = CaseCatalogue.load(self.corpus_dir, self.embedder)
+            model = (
+                load_model(self.question_model) if self.embedder is not None and self.question_model else None
+            )
+            self.current = CaseCatalogue.load(self.corpus_dir, self.embedder, model)
             self.error = None
         except CatalogueError as exc:
             self.error = str(exc)

@@ -1,164 +1,484 @@
-"""Reading a question as one across cases: list, count, compare or "cases like mine".
+"""Reading a question as one across cases, by meaning: list, count, compare or "cases like mine".
 
-A question is read as one across cases only when it asks for cases ("which innovations ...",
-"how many of the case studies ...", "list the cases ...", "examples of innovations that ...")
-and everything it asks about them is a vocabulary value; any other criterion ("failed",
-"reduced admissions") leaves it to the passages, as do advice questions that merely mention
-a value ("What role do clinical champions play?"). Offline and rule-based: patterns for the
-question's shape and word lists for what may stand around its criteria.
+Two steps, neither keyed to wordings:
+
+1. **Does it ask for cases?** `CaseQuestionModel`, a logistic regression fit on the dev split
+   over the embedding of the question's asking sentences (the ones ending in "?" when others
+   set the scene) (`advisor/models/case_questions.json`, written by
+   `advisor calibrate --what cases`), gives the chance that the question asks for a list of
+   case studies (`list`), for cases like the asker's own (`like`), or for something else
+   (`other`, answered from the guidance map or the passages).
+2. **What must the cases have?** Every vocabulary value is embedded by its name, its
+   description and its synonyms (`ValueMatcher`). The asking sentences of the question are cut
+   into short spans (one to four words, not starting or ending on an English stop word); each
+   value is measured by its closest span, by how close the whole asking text is to it and by how
+   common its span's words are across questions (words of the question's frame, "examples",
+   "case studies", are common). `ConditionModel`, a logistic regression fit on the dev rows that
+   name the value they ask about, turns that into a probability; the likeliest values above its
+   threshold (spans not overlapping, at most `max_conditions`, both chosen on dev by case F1)
+   are the conditions.
+
+A question asking for cases whose condition the catalogue does not record ("which ones had
+Macmillan involved?") has no condition close enough and is left to the passages. A question
+naming two or more catalogued cases is a comparison. "How many" (the question's answer type)
+asks for a count.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from advisor.cases.model import CaseQuery, CaseStudy
-from advisor.cases.vocabulary import Found, Vocabulary
-from advisor.text import stem
+from advisor.cases.vocabulary import Vocabulary
+from advisor.question import answer_type, asking_text, stop_words
 
-_CASE_NOUNS = (
-    r"(?:innovations?|case[- ]stud(?:y|ies)|cases|examples?|ones|projects|programmes|programs|"
-    r"organisations|organizations|services|technologies|interventions|initiatives|of them|of the (?:cases|innovations|case studies))"
+log = logging.getLogger(__name__)
+
+MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "case_questions.json"
+CLASSES = ("other", "list", "like", "advice")  # advice feeds the guidance route, not the catalogue
+MAX_SPAN_WORDS = 4
+# The settings `fit` writes beside the coefficients (these are the defaults before any fit).
+DEFAULT_THRESHOLD = 0.5  # a question is read as asking for cases above this probability
+
+_SPAN_CACHE = 20000  # span embeddings remembered (about 30 MB at most)
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9&+'’-]*")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A vocabulary value a question names: the span that names it and how closely."""
+
+    field: str
+    value: str
+    span: str
+    similarity: float
+    text: str  # the value's text (name, description or synonym) the span is closest to
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a question was read: class probabilities, the conditions found, the query (or None)."""
+
+    probabilities: dict[str, float]
+    conditions: tuple[Condition, ...] = ()
+    names: tuple[str, ...] = ()
+    query: CaseQuery | None = None
+    reason: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "conditions": [
+                {"field": c.field, "value": c.value, "span": c.span, "similarity": round(c.similarity, 4)}
+                for c in self.conditions
+            ],
+            "names": list(self.names),
+            "kind": self.query.kind if self.query else None,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class CaseQuestionModel:
+    """The fitted decision "does this question ask for cases?" and the condition settings."""
+
+    coef: np.ndarray  # (classes, dimension), on standardised features
+    intercept: np.ndarray  # (classes,)
+    mean: np.ndarray  # the standardisation fit on dev: (x - mean) / scale
+    scale: np.ndarray
+    classes: tuple[str, ...] = CLASSES
+    threshold: float = DEFAULT_THRESHOLD
+    conditions: ConditionModel | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> CaseQuestionModel:
+        try:
+            return cls.load_document(json.loads(Path(path).read_text(encoding="utf-8")))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    @classmethod
+    def load_document(cls, doc: dict[str, Any]) -> CaseQuestionModel:
+        coef = np.asarray(doc["coefficients"], dtype=np.float32)
+        intercept = np.asarray(doc["intercept"], dtype=np.float32)
+        classes = tuple(doc["classes"])
+        mean = np.asarray(doc["mean"], dtype=np.float32)
+        scale = np.asarray(doc["scale"], dtype=np.float32)
+        if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError("the standardisation's scale must be positive")
+        if mean.shape != (coef.shape[1],) or scale.shape != mean.shape:
+            raise ValueError("the standardisation does not match the coefficients")
+        if coef.ndim != 2 or coef.shape[0] != len(classes) or intercept.shape != (len(classes),):
+            raise ValueError(f"coefficients do not match the classes {classes}")
+        if set(classes) != set(CLASSES):
+            raise ValueError(f"classes {classes}, expected {CLASSES}")
+        return cls(
+            coef,
+            intercept,
+            mean,
+            scale,
+            classes,
+            float(doc["threshold"]),
+            ConditionModel.load_document(doc["conditions"]) if doc.get("conditions") else None,
+            {k: v for k, v in doc.items() if k not in {"coefficients", "intercept"}},
+        )
+
+    def probabilities(self, vector: np.ndarray) -> dict[str, float]:
+        x = (np.asarray(vector, dtype=np.float32) - self.mean) / self.scale
+        z = self.coef @ x + self.intercept
+        if not np.all(np.isfinite(z)):
+            raise ValueError("the question model gave a non-finite score")
+        z = np.exp(z - z.max())
+        p = z / z.sum()
+        return {c: float(v) for c, v in zip(self.classes, p)}
+
+
+def fit(
+    vectors: np.ndarray,
+    labels: Sequence[str],
+    *,
+    cs: Sequence[float] = (0.3, 1.0, 3.0, 10.0, 30.0),
+    threshold: float = DEFAULT_THRESHOLD,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit the question model on dev rows (embedding of the asking sentences, class) and return
+    its JSON document. The regularisation `C` is the one of `cs` with the best five-fold
+    cross-validated mean recall over the classes; that cross-validation's accuracy and per-class
+    recall are reported. Returns the document and that cross-validation's probabilities (rows x
+    `CLASSES`), which other decisions fit on dev read without seeing their own row's fit."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(vectors, dtype=np.float64)
+    y = np.array([CLASSES.index(label) for label in labels])
+    scaler = StandardScaler().fit(x)
+    xs = scaler.transform(x)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    trials = []
+    for c in cs:
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+        oof = cross_val_predict(model, xs, y, cv=folds, method="predict_proba")
+        chosen = _decide(oof, threshold)
+        recall = float(np.mean([(chosen[y == i] == i).mean() for i in range(len(CLASSES)) if (y == i).any()]))
+        trials.append((recall, -c, c, chosen, oof))
+    _, _, c, chosen, oof = max(trials, key=lambda t: (t[0], t[1]))
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(xs, y)
+    order = [list(model.classes_).index(i) for i in range(len(CLASSES))]
+    per_class = {
+        name: {
+            "rows": int((y == i).sum()),
+            "recall": round(float((chosen[y == i] == i).mean()) if (y == i).any() else 0.0, 4),
+        }
+        for i, name in enumerate(CLASSES)
+    }
+    return {
+        "classes": list(CLASSES),
+        "coefficients": [[round(float(v), 6) for v in model.coef_[i]] for i in order],
+        "intercept": [round(float(model.intercept_[i]), 6) for i in order],
+        "mean": [round(float(v), 6) for v in scaler.mean_],
+        "scale": [float(v) for v in scaler.scale_],  # unrounded: a few dimensions barely vary
+        "threshold": threshold,
+        "c": c,
+        "c_trials": {str(t[2]): round(t[0], 4) for t in trials},
+        "cross_validated": {"accuracy": round(float((chosen == y).mean()), 4), "classes": per_class},
+    }, oof
+
+
+def _decide(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """The class chosen per row: a case class (list, like) when its probability passes the
+    threshold, else the likelier of other and advice."""
+    best_case = 1 + probabilities[:, 1:3].argmax(axis=1)
+    passes = probabilities[np.arange(len(probabilities)), best_case] >= threshold
+    rest = np.where(probabilities[:, 3] > probabilities[:, 0], 3, 0)
+    return np.where(passes, best_case, rest)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One vocabulary value measured against a question: the features the condition model reads."""
+
+    field: str
+    value: str
+    span: str
+    at: tuple[int, int]  # the span's word positions
+    text: str  # the value's text the span is closest to
+    features: dict[str, float]
+
+
+CONDITION_FEATURES = (
+    "span_similarity",
+    "question_similarity",
+    "description_similarity",
+    "span_commonness",
+    "span_words",
 )
-_LIKE = re.compile(
-    r"\b(?:cases?|innovations?|examples?|case[- ]stud(?:y|ies)|ones|anything|something)\s+"
-    r"(?:(?:that are|that is|which are)\s+)?(?:like|similar to)\s+(?:mine|ours|my|our|this|the one)\b|"
-    r"\bsimilar (?:cases|innovations|case studies|examples)\b|\blike mine\b|\bsimilar to (?:mine|ours)\b",
-    re.IGNORECASE,
-)
-_W = r"[\w'’-]+"
-# Shapes are matched with innovation-type phrases read as "innovations" ("which digital tools").
-_COUNT = re.compile(rf"\bhow many\s+(?:{_W}\s+){{0,3}}?{_CASE_NOUNS}\b", re.IGNORECASE)
-_LIST = re.compile(
-    rf"\b(?:list|name|show(?: me)?|give(?: me)?|tell me(?: about)?|find|(?:are|were|is) there(?: any)?)"
-    rf"(?:\s+{_W}){{0,3}}?\s+{_CASE_NOUNS}\b"
-    rf"|\bexamples? of\s+(?:{_W}\s+){{0,2}}?{_CASE_NOUNS}\b"
-    rf"|\b(?:did|do|does|have|has|were|was)\s+any\s+(?:of the\s+)?{_CASE_NOUNS}\b",
-    re.IGNORECASE,
-)
-# Between "which/what" and the case noun only modifiers may stand: in "What funding helps
-# innovations spread?" the innovations are the object of an advice question, not what is asked for.
-_MODIFIER = (
-    r"(?:of|the|these|those|other|different|kinds?|types?|sorts?|nhs|health|healthcare|clinical|"
-    r"medical|digital|new|local|national|successful|named|featured|reported|described|studied)"
-)
-_WHICH = re.compile(rf"\b(?:which|what)\s+(?:{_MODIFIER}\s+){{0,3}}?{_CASE_NOUNS}\b", re.IGNORECASE)
-_ALL_CASES = re.compile(r"\b(?:which|what)\s+(?:case[- ]stud|cases|innovations)", re.IGNORECASE)
-_COMPARE = re.compile(r"\b(?:compare|comparison|versus|vs\.?|differ|difference|differences)\b", re.IGNORECASE)
-_BARRIER_CUES = re.compile(
-    r"\b(?:barriers?|obstacles?|challenges?|struggl\w*|problems?|difficult\w*|hinder\w*|blocked)\b",
-    re.IGNORECASE,
-)
-_EVIDENCE_CUES = re.compile(r"\b(?:evidence|evaluat\w*|proof|proved|prove)\b", re.IGNORECASE)
-# "led by a charity" names the organisation; otherwise a phrase both an organisation and a way of
-# spreading ("AHSN", "industry") is read as the way of spreading ("had help from an AHSN").
-_LED_BY = re.compile(
-    r"\b(?:led|developed|run|founded|owned|made|created|designed|invented|built|started|established|"
-    r"delivered|hosted|managed|produced|manufactured|sold|set up)\s+by\b|\w-led\b",
-    re.IGNORECASE,
-)
-# "such as CQUIN, QOF or the Tariff" after a criterion: examples of it, not criteria of their own.
-_EXAMPLES = re.compile(r"\b(?:such as|e\.g\.|for example|for instance|including)\s[^.?!;()]*", re.IGNORECASE)
-# Words a question across cases may use around its criteria without adding one of its own.
-_FILLER = frozenset(
-    """a about across adopt adopted adopting adoption all also an and any are as at based be been
-    being by can case cases catalogue could count described developed did do does done each
-    england example examples for from get got grow grew had has have help helped how in innovation
-    innovations into involve involved is it its kind kinds led library list listed many me mention
-    mentioned mentions my name named nhs number of on one ones or our projects programmes
-    reach reached report reports rely relied relying scale scaled scaling show spread spreading
-    spreads studies study such that the their them there these they this those through to type
-    types use used uses using via was were what which who with would you your reports' them
-    succeed succeeded successful successfully work worked achieve achieved make made their
-    tagged type category categories show all total altogether overall cited examples national
-    faced face faces facing met meet hit encountered around related regarding relating due
-    because common most kinds innovators innovator people set up create created creating
-    establish established start started become became build built went go take took give tell
-    find programs organisations organizations technologies interventions initiatives""".split()  # noqa: SIM905 - a word list reads better as prose
-)
-# Words that tie a case to a criterion ("got a boost from", "taken up in", "evidence behind
-# them", "to win over"): allowed once the question names a criterion, not on their own.
-_RELATION = frozenset(
-    """after backed backing before behind benefit benefited benefitting benefitted boost boosted
-    boosts both came come comes convince convinced dedicated different drive driven drove during
-    encourage encouraged engage engaged gained gaining given help helping helps independent local
-    new once other others over own part persuade persuaded receive received saw see seen separate
-    set sets setting settings support supported supporting taken taking thanks then uptake up when
-    where while win won""".split()  # noqa: SIM905 - a word list reads better as prose
-)
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+
+
+@dataclass
+class ConditionModel:
+    """Which vocabulary values a question asks about: a logistic regression over `Candidate`
+    features, fit on the dev rows that say which value they ask about (`target`)."""
+
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+    threshold: float
+    max_conditions: int
+    word_share: dict[str, float]  # share of dev questions using each word (frame words are common)
+
+    @classmethod
+    def load_document(cls, doc: dict[str, Any]) -> ConditionModel:
+        if tuple(doc["features"]) != CONDITION_FEATURES:
+            raise ValueError(f"condition features {doc['features']}, expected {CONDITION_FEATURES}")
+        coef = np.asarray(doc["coefficients"], dtype=np.float64)
+        mean = np.asarray(doc["mean"], dtype=np.float64)
+        scale = np.asarray(doc["scale"], dtype=np.float64)
+        if not (coef.shape == mean.shape == scale.shape == (len(CONDITION_FEATURES),)) or np.any(scale <= 0):
+            raise ValueError("condition coefficients or standardisation do not match the features")
+        return cls(
+            coef,
+            float(doc["intercept"]),
+            mean,
+            scale,
+            float(doc["threshold"]),
+            int(doc["max_conditions"]),
+            {str(k): float(v) for k, v in doc["word_share"].items()},
+        )
+
+    def probability(self, candidate: Candidate) -> float:
+        x = (np.array([candidate.features[f] for f in CONDITION_FEATURES]) - self.mean) / self.scale
+        return float(1.0 / (1.0 + np.exp(-(self.coef @ x + self.intercept))))
+
+    def choose(self, candidates: list[Candidate]) -> list[Condition]:
+        """The likeliest values above the threshold, spans not overlapping, at most `max_conditions`."""
+        scored = sorted(((self.probability(c), c) for c in candidates), key=lambda p: -p[0])
+        chosen: list[Condition] = []
+        taken: list[tuple[int, int]] = []
+        for probability, c in scored:
+            if probability < self.threshold or len(chosen) >= self.max_conditions:
+                break
+            a, b = c.at
+            if any(a < y and x < b for x, y in taken):
+                continue
+            taken.append(c.at)
+            chosen.append(Condition(c.field, c.value, c.span, probability, c.text))
+        return chosen
+
+
+class ValueMatcher:
+    """The vocabulary's values embedded by name, description and synonyms; questions measured
+    against every value (`candidates`)."""
+
+    def __init__(self, vocabulary: Vocabulary, embedder: Any) -> None:
+        self.vocabulary = vocabulary
+        self.embedder = embedder
+        self._lock = threading.Lock()
+        self._texts: list[tuple[str, str, str]] | None = None  # (field, value, text)
+        self._matrix: np.ndarray | None = None
+        self._descriptions: dict[tuple[str, str], np.ndarray] = {}
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _ensure(self) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+        with self._lock:
+            if self._texts is None or self._matrix is None:
+                texts: list[tuple[str, str, str]] = []
+                for field_name, terms in self.vocabulary.terms.items():
+                    for value, term in terms.items():
+                        for text in dict.fromkeys((value, term.description, *term.synonyms, *term.generic)):
+                            if text:
+                                texts.append((field_name, value, text))
+                matrix = self.embedder.encode([t for _, _, t in texts])
+                self._descriptions = {
+                    (f, v): matrix[i]
+                    for i, (f, v, t) in enumerate(texts)
+                    if t == self.vocabulary.terms[f][v].description
+                }
+                self._matrix, self._texts = matrix, texts
+            return self._texts, self._matrix
+
+    def _encode(self, spans: list[str]) -> np.ndarray:
+        """Span embeddings, remembered (spans recur across questions: "case studies", "GP")."""
+        missing = [s for s in dict.fromkeys(spans) if s not in self._cache]
+        if missing:
+            for s, v in zip(missing, self.embedder.encode(missing)):
+                if len(self._cache) >= _SPAN_CACHE:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[s] = v
+        return np.stack([self._cache[s] for s in spans])
+
+    def candidates(self, text: str, vector: np.ndarray, word_share: dict[str, float]) -> list[Candidate]:
+        """Every value with its closest span of the text and how close the whole text is to it."""
+        spans = candidate_spans(text)
+        if not spans:
+            return []
+        texts, matrix = self._ensure()
+        span_sims = self._encode([s for s, _ in spans]) @ matrix.T  # (spans, value texts)
+        text_sims = matrix @ np.asarray(vector, dtype=np.float32)  # (value texts,)
+        best: dict[tuple[str, str], tuple[float, int, int]] = {}  # value -> (similarity, span, text)
+        best_text: dict[tuple[str, str], float] = {}
+        for j, (f, v, _) in enumerate(texts):
+            i = int(span_sims[:, j].argmax())
+            if (f, v) not in best or span_sims[i, j] > best[(f, v)][0]:
+                best[(f, v)] = (float(span_sims[i, j]), i, j)
+            best_text[(f, v)] = max(best_text.get((f, v), -1.0), float(text_sims[j]))
+        out = []
+        for (f, v), (similarity, i, j) in best.items():
+            span, at = spans[i]
+            words = [w.lower() for w in _TOKEN.findall(span)]
+            out.append(
+                Candidate(
+                    f,
+                    v,
+                    span,
+                    at,
+                    texts[j][2],
+                    {
+                        "span_similarity": similarity,
+                        "question_similarity": best_text[(f, v)],
+                        "description_similarity": float(self._descriptions[(f, v)] @ vector),
+                        "span_commonness": max(word_share.get(w, 0.0) for w in words),
+                        "span_words": float(len(words)),
+                    },
+                )
+            )
+        return out
+
+
+def word_shares(questions: Sequence[str]) -> dict[str, float]:
+    """The share of the questions using each word, for words in at least 2 % of them."""
+    counts: dict[str, int] = {}
+    for q in questions:
+        for w in {w.lower() for w in _TOKEN.findall(q)}:
+            counts[w] = counts.get(w, 0) + 1
+    n = max(len(questions), 1)
+    return {w: round(c / n, 4) for w, c in sorted(counts.items()) if c / n >= 0.02}
+
+
+def fit_conditions(
+    candidates: Sequence[list[Candidate]], targets: Sequence[set[tuple[str, str]]]
+) -> dict[str, Any]:
+    """Fit the condition model on dev rows: each row's candidates, labelled by its target values."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.array([[c.features[f] for f in CONDITION_FEATURES] for row in candidates for c in row])
+    y = np.array([int((c.field, c.value) in t) for row, t in zip(candidates, targets) for c in row])
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(class_weight="balanced", max_iter=3000).fit(scaler.transform(x), y)
+    return {
+        "features": list(CONDITION_FEATURES),
+        "coefficients": [round(float(v), 6) for v in model.coef_[0]],
+        "intercept": round(float(model.intercept_[0]), 6),
+        "mean": [float(v) for v in scaler.mean_],
+        "scale": [float(v) for v in scaler.scale_],
+        "pairs": {"rows": len(candidates), "positive": int(y.sum()), "negative": int((1 - y).sum())},
+    }
+
+
+def candidate_spans(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Every run of one to `MAX_SPAN_WORDS` words that neither starts nor ends on a stop word,
+    with its (first, last + 1) word positions."""
+    words = _TOKEN.findall(text)
+    stops = stop_words()
+    content = [w.lower().replace("’", "'") not in stops for w in words]
+    spans = []
+    for i in range(len(words)):
+        if not content[i]:
+            continue
+        for n in range(1, MAX_SPAN_WORDS + 1):
+            j = i + n
+            if j > len(words):
+                break
+            if content[j - 1]:
+                spans.append((" ".join(words[i:j]), (i, j)))
+    return spans
 
 
 class QuestionReader:
-    """Reads questions across cases against a vocabulary and the names of the catalogued cases."""
+    """Reads questions across cases by meaning against the vocabulary and the cases' names."""
 
-    def __init__(self, vocabulary: Vocabulary, cases: list[CaseStudy]) -> None:
-        self.vocabulary = vocabulary
-        self._names = _name_patterns(cases)
-
-    def read(self, question: str) -> CaseQuery | None:
-        """What a question across cases asks, or None when it is not one (offline, rule-based)."""
-        like = _LIKE.search(question)
-        if like:
-            text = question[like.end() :].lstrip(" :,-–—.?") or question[: like.start()]
-            return CaseQuery("like", text=text.strip() or question)
-        names = self._names_in(question)
-        if len(names) >= 2 and _COMPARE.search(question):
-            return CaseQuery("compare", names=names)
-        found = self.vocabulary.find(question)
-        shape = _innovations_as_cases(question, found)
-        count = _COUNT.search(shape)
-        if not (count or _WHICH.search(shape) or _LIST.search(shape)):
-            return None
-        if names:
-            return None  # "which of KardiaMobile's tactics...": a question about one case
-        examples = _example_clauses(question, found)
-        found = [(span, t) for span, t in found if not any(a <= span[0] < b for a, b in examples)]
-        prefer = [
-            f
-            for f, cue in (("barrier", _BARRIER_CUES), ("evidence_type", _EVIDENCE_CUES))
-            if cue.search(question)
-        ]
-        prefer.append("organisation_type" if _LED_BY.search(question) else "mechanism")
-        tags = self.vocabulary.choose(found, prefer)
-        if self._leftover(question, tags, examples):
-            return None  # a criterion the catalogue does not record: leave it to the passages
-        if not tags and not (count or _LIST.search(shape) or _ALL_CASES.search(shape)):
-            return None
-        any_of = bool(re.search(r"\bor\b", question, re.IGNORECASE)) and any(
-            len(v) > 1 for v in tags.values()
-        )
-        return CaseQuery("count" if count else "list", tags=tags, any_of=any_of)
-
-    def _leftover(
+    def __init__(
         self,
-        question: str,
-        tags: dict[str, frozenset[str]] | None = None,
-        skip: Iterable[tuple[int, int]] = (),
-    ) -> list[str]:
-        """The words of a question that are neither vocabulary phrases nor words around criteria.
+        vocabulary: Vocabulary,
+        cases: list[CaseStudy],
+        embedder: Any = None,
+        model: CaseQuestionModel | None = None,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.embedder = embedder
+        self.model = model
+        self._cases = cases
+        self._names = _name_patterns(cases)
+        self._values = ValueMatcher(vocabulary, embedder) if embedder is not None else None
 
-        Once the question names criteria, words tying a case to them (`_RELATION`) and words of
-        the criteria's own descriptions ("clinical champions ... to win over other clinicians")
-        add nothing; `skip` spans (example lists) are not read.
-        """
-        text = question
-        for a, b in skip:
-            text = text[:a] + " " * (b - a) + text[b:]
-        for pattern in self.vocabulary.patterns:  # every phrase, overlapping ones too
-            text = pattern.sub(" ", text)
-        words = [w.lower().strip("'’-") for w in _WORD.findall(text)]
-        left = [w for w in words if w and w not in _FILLER and not _is_barrier_or_evidence_cue(w)]
-        if tags:
-            described = {
-                stem(w.lower())
-                for f, values in tags.items()
-                for v in values
-                for w in _WORD.findall(self.vocabulary.terms[f][v].description)
-            }
-            left = [w for w in left if w not in _RELATION and stem(w) not in described]
-        return left
+    def with_model(self, model: CaseQuestionModel | None) -> QuestionReader:
+        """The same reader with another model, sharing the embedded vocabulary (for calibration)."""
+        reader = QuestionReader(self.vocabulary, self._cases, None, model)
+        reader.embedder, reader._values = self.embedder, self._values
+        return reader
+
+    @property
+    def enabled(self) -> bool:
+        """Whether questions can be read at all (the model and an embedder are both there)."""
+        return self.model is not None and self._values is not None
+
+    def read(self, question: str, vector: np.ndarray | None = None) -> CaseQuery | None:
+        """What a question across cases asks, or None when it is not one."""
+        return self.reading(question, vector).query
+
+    def reading(self, question: str, vector: np.ndarray | None = None) -> Reading:
+        """The whole reading: probabilities, conditions, names and the query (or why none)."""
+        if not self.enabled:
+            return Reading({}, reason="no question model or embedder: questions are not read as across cases")
+        assert self.model is not None and self._values is not None
+        asked = asking_text(question)
+        if asked is not None or vector is None:
+            vector = self.embedder.encode([asked or question])[0]
+        p = self.model.probabilities(vector)
+        names = self._names_in(question)
+        kind = max(("list", "like"), key=lambda k: p[k])
+        if p[kind] < self.model.threshold:
+            return Reading(p, names=names, reason="not a question across cases")
+        if kind == "like":
+            return Reading(p, names=names, query=CaseQuery("like", text=question), reason="cases like mine")
+        if len(names) >= 2:
+            return Reading(p, names=names, query=CaseQuery("compare", names=names), reason="two named cases")
+        if names:
+            return Reading(p, names=names, reason="a question about one named case")
+        asked = asked or question
+        if self.model.conditions is None:
+            return Reading(
+                p, reason="the question model has no condition model: run `advisor calibrate --what cases`"
+            )
+        asked_vector = vector
+        candidates = self._values.candidates(asked, asked_vector, self.model.conditions.word_share)
+        conditions = self.model.conditions.choose(candidates)
+        if not conditions:
+            return Reading(p, reason="asks for cases by something the catalogue does not record")
+        tags: dict[str, set[str]] = {}
+        for c in conditions:
+            tags.setdefault(c.field, set()).add(c.value)
+        any_of = bool(re.search(r"\bor\b", asked, re.IGNORECASE)) and any(len(v) > 1 for v in tags.values())
+        kind = "count" if answer_type(asked) == "number" else "list"
+        query = CaseQuery(kind, tags={f: frozenset(v) for f, v in tags.items()}, any_of=any_of)
+        return Reading(p, tuple(conditions), names, query, reason="asks for cases with recorded values")
+
+    def candidates(self, question: str, word_share: dict[str, float]) -> list[Candidate]:
+        """Every vocabulary value measured against the question's asking text (for fitting)."""
+        assert self._values is not None, "reading needs an embedder"
+        asked = asking_text(question) or question
+        return self._values.candidates(asked, self.embedder.encode([asked])[0], word_share)
 
     def _names_in(self, question: str) -> tuple[str, ...]:
         """The cases a question names (by name or alias), in order of pattern length."""
@@ -178,26 +498,13 @@ def _name_patterns(cases: list[CaseStudy]) -> list[tuple[re.Pattern, str]]:
     return sorted(patterns, key=lambda p: -len(p[0].pattern))
 
 
-def _innovations_as_cases(question: str, found: list[Found]) -> str:
-    """The question's shape: innovation-type phrases read as "innovations" ("which digital tools"),
-    other vocabulary phrases as a neutral word, so "what national programmes are there?" does
-    not ask for cases."""
-    out, at = [], 0
-    for (a, b), targets in found:
-        kind = "innovations" if any(f == "innovation_type" for f, _ in targets) else "criterion"
-        out += [question[at:a], kind]
-        at = b
-    return "".join(out) + question[at:]
-
-
-def _example_clauses(question: str, found: list[Found]) -> list[tuple[int, int]]:
-    """Spans of "such as ..." lists that follow a vocabulary phrase (examples of that criterion)."""
-    return [
-        m.span()
-        for m in _EXAMPLES.finditer(question)
-        if any(b <= m.start() and not re.search(r"[.?!;]", question[b : m.start()]) for (_, b), _ in found)
-    ]
-
-
-def _is_barrier_or_evidence_cue(word: str) -> bool:
-    return bool(_BARRIER_CUES.fullmatch(word) or _EVIDENCE_CUES.fullmatch(word))
+def load_model(path: Path | None = MODEL_FILE) -> CaseQuestionModel | None:
+    """The fitted question model, or None (logged) when missing or unusable."""
+    if path is None or not Path(path).is_file():
+        log.warning("case question model %s not found: questions are not read as across cases", path)
+        return None
+    try:
+        return CaseQuestionModel.load(Path(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("case question model %s unusable (%s); run `advisor calibrate --what cases`", path, exc)
+        return None

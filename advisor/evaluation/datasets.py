@@ -50,6 +50,9 @@ class EvalItem(BaseModel):
     kind: Kind | None = None
     sort: Sort | None = None  # out_of_scope rows: near_miss, missing_detail or off_topic
     expected_cases: tuple[str, ...] | None = None  # catalogue names of the cases a good answer names
+    # questions across cases: the catalogue value asked about, {"field": ..., "value": ...}
+    # (two joined by "+"); fits the reading of conditions (`advisor calibrate --what cases`)
+    target: dict[str, str] | None = None
     line: int = 0  # where the row is in its file (set by the loader)
 
     @field_validator("id", "user_input")

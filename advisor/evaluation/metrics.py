@@ -26,6 +26,13 @@ def evidence_recall(reference_contexts: t.Sequence[str], passages: t.Sequence[st
     return sum(quote_found(q, passages) for q in reference_contexts) / len(reference_contexts)
 
 
+def evidence_hit(reference_contexts: t.Sequence[str], passages: t.Sequence[str]) -> float:
+    """1 when any reference quote is found in the passages (nan without references)."""
+    if not reference_contexts:
+        return math.nan
+    return float(any(quote_found(q, passages) for q in reference_contexts))
+
+
 def evidence_recall_exact(reference_contexts: t.Sequence[str], passages: t.Sequence[str]) -> float:
     """Share of the reference quotes found word for word (case and punctuation folded) in the passages."""
     if not reference_contexts:
