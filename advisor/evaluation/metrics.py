@@ -84,7 +84,7 @@ def refusal_right(refused: bool, kind: str) -> float:
 
 @cache  # defined once, on first use: ragas is imported only when evaluating
 def metric_classes() -> SimpleNamespace:
-    """Our metrics as ragas metric classes: EvidenceRecallAtK, EvidenceRecallExact,
+    """Our metrics as ragas metric classes: EvidenceRecallAtK, EvidenceRecallExact, EvidenceHitAtK,
     CitationFaithfulness, RefusalAccuracy, CaseMetric and RecordMetric.
 
     A metric that wants only some rows says so in `wants(item)`; the others are skipped and counted.
@@ -124,6 +124,16 @@ def metric_classes() -> SimpleNamespace:
 
         async def _single_turn_ascore(self, sample, callbacks) -> float:
             return evidence_recall_exact(sample.reference_contexts, sample.retrieved_contexts[: self.k])
+
+    @dataclass
+    class EvidenceHitAtK(EvidenceRecallAtK):
+        """1 when any reference quote is inside the top-k passages (for a guidance answer, the
+        passages its map points are cited from)."""
+
+        name: str = "evidence_hit_at_k"
+
+        async def _single_turn_ascore(self, sample, callbacks) -> float:
+            return evidence_hit(sample.reference_contexts, sample.retrieved_contexts[: self.k])
 
     @dataclass
     class CitationFaithfulness(OfflineMetric):
@@ -191,6 +201,7 @@ def metric_classes() -> SimpleNamespace:
     return SimpleNamespace(
         EvidenceRecallAtK=EvidenceRecallAtK,
         EvidenceRecallExact=EvidenceRecallExact,
+        EvidenceHitAtK=EvidenceHitAtK,
         CitationFaithfulness=CitationFaithfulness,
         RefusalAccuracy=RefusalAccuracy,
         CaseMetric=CaseMetric,

@@ -60,6 +60,7 @@ def score(
         RougeScore(),
         ours.EvidenceRecallAtK(k=k),
         ours.EvidenceRecallExact(k=k),
+        ours.EvidenceHitAtK(k=k),
         *(answer_level_metrics(items, records, corpus_dir) if answer_level else ()),
         ours.CitationFaithfulness(records=by_question),
         ours.RefusalAccuracy(records=by_question, kinds=kinds),

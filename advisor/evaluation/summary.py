@@ -50,6 +50,8 @@ def summarise(items: list[EvalItem], records: dict[str, dict], values: dict, ski
         group = [i for i in items if (i.kind or "unlabelled") == kind]
         row["refused"] = sum(bool(records[i.id]["refused"]) for i in group)
         row["answered"] = len(group) - row["refused"]
+        routes = [records[i.id].get("route", "passages") for i in group]
+        row["routes"] = {r: routes.count(r) for r in sorted(set(routes))}
     confusion = {
         "in_scope": {
             "answered": refusal["in_scope"] - refusal["false_refusals"],
