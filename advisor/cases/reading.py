@@ -452,8 +452,11 @@ class QuestionReader:
             return Reading(p, names=names, reason="not a question across cases")
         if kind == "like":
             return Reading(p, names=names, query=CaseQuery("like", text=question), reason="cases like mine")
-        if len(names) >= 2:
-            return Reading(p, names=names, query=CaseQuery("compare", names=names), reason="two named cases")
+        compared = self._compared(question)
+        if compared:
+            return Reading(
+                p, names=names, query=CaseQuery("compare", names=compared), reason="two named cases"
+            )
         if names:
             return Reading(p, names=names, reason="a question about one named case")
         asked = asked or question
@@ -487,6 +490,18 @@ class QuestionReader:
             if pattern.search(question) and name not in found:
                 found.append(name)
         return tuple(found)
+
+    def _compared(self, question: str) -> tuple[str, ...]:
+        """The cases a question names in at least two separate places: "Schwartz Rounds" names
+        two catalogued cases with one phrase, which is one thing, not a comparison."""
+        spans: dict[tuple[int, int], list[str]] = {}
+        for pattern, name in self._names:
+            for m in pattern.finditer(question):
+                spans.setdefault(m.span(), []).append(name)
+        separate = [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
+        if len(separate) < 2:
+            return ()
+        return tuple(dict.fromkeys(n for s in sorted(separate) for n in spans[s]))
 
 
 def _name_patterns(cases: list[CaseStudy]) -> list[tuple[re.Pattern, str]]:
