@@ -268,23 +268,35 @@ class Advisor:
         self._require_index()
         self._refresh_if_republished()
         vector = self.embedder.encode([question])[0]
+        query, query_vector, passages = self.search(question, history, filters, k, question_vector=vector)
         catalogue = self.case_catalogue.current
         reading = catalogue.reading(question, vector) if catalogue is not None else None
         listed = None
-        if use_catalogue and catalogue is not None and reading is not None:
+        asks_cases = (
+            use_catalogue and catalogue is not None and reading is not None and reading.query is not None
+        )
+        # a list, count or comparison must pass the same coverage decision as a passage answer
+        # ("which DTAC sections do suppliers fill in?" is not about the case studies); a
+        # "cases like mine" description has its own refusal when no case is like it
+        if asks_cases and (
+            reading.query.kind == "like" or self.extractive.covers(question, query, query_vector, passages)
+        ):
             listed = catalogue.answer_reading(question, reading, self.index, filters)
         if listed is None and use_guidance and self.guidance is not None:
-            # a follow-up is matched as its standalone query ("and for commissioners?")
-            standalone = self.condense(question, history) if history else question
-            guide_vector = vector if standalone == question else self.embedder.encode([standalone])[0]
             advice = reading.probabilities.get("advice", 0.0) if reading is not None else 0.0
-            listed = self.guidance.answer(question, guide_vector, self.index, filters, advice)
+            # a follow-up is matched as its standalone query ("and for commissioners?")
+            routed = self.guidance.decide(query_vector, advice)
+            if (
+                routed is not None
+                and routed.routed
+                and self.extractive.covers(question, query, query_vector, passages)
+            ):
+                listed = self.guidance.answer(question, query_vector, self.index, filters, advice, force=True)
         if listed is not None:
             yield listed.text
             elapsed = (time.perf_counter() - t0) * 1000
             yield _with_timings(listed, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
             return
-        query, query_vector, passages = self.search(question, history, filters, k, question_vector=vector)
         t1 = time.perf_counter()
         if self.llm_answerer is not None:
             answer = None

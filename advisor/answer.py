@@ -195,6 +195,16 @@ class ExtractiveAnswerer:
         chosen = self._select(usable, analysis)
         return self._compose(analysis, chosen, base, record, notes)
 
+    def covers(self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]) -> bool:
+        """Whether the reports cover the question by the calibrated coverage decision (or the
+        older floors without a model): what the catalogue and the guidance map must also pass."""
+        if not passages:
+            return False
+        features = self.features(question, query, query_vector, passages)
+        if self.coverage is None:
+            return not self._legacy_refuses(question, passages, features)
+        return not self.coverage.refuses(features)
+
     def features(self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]) -> dict:
         """The coverage features of the whole question (what `advisor calibrate` fits the model on)."""
         analysis = self.analyse(question)
