@@ -10,7 +10,8 @@
   language model writes the answer, that reply shows the text so far (`preview.py`).
 - A question is answered by `Advisor.stream` (through `Advisor.ask`); a "cases like mine" request
   (`/advisor like <description>`, or a message starting "like:" or "cases like mine") by
-  `Advisor.cases_like_mine`.
+  `Advisor.cases_like_mine`; `/advisor guidance <theme or question>` by `Advisor.guide`, and
+  `/advisor guidance` alone lists the guidance map's themes.
 - Redelivered events are acked, not answered again; messages from bots (this one included) and
   edits are ignored.
 - Feedback buttons write to the same `FeedbackStore` as the web page (channel "slack").
@@ -33,7 +34,7 @@ from advisor.advisor import Advisor
 from advisor.config import Settings
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
-from advisor.slack.blocks import FEEDBACK_ACTIONS, escape_mrkdwn, render_answer
+from advisor.slack.blocks import FEEDBACK_ACTIONS, escape_mrkdwn, render_answer, render_themes
 from advisor.slack.delivery import AnswerCache, EventDeduper, deliver, post, respond, web_client
 from advisor.slack.messages import (
     COMMAND_USAGE,
@@ -54,6 +55,8 @@ from advisor.slack.preview import (
 )
 
 log = logging.getLogger(__name__)
+
+NO_GUIDANCE = "The guidance map is not available, so there are no themes to list."
 
 _ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
@@ -109,8 +112,10 @@ class SlackBot:
         ack()
 
     def ack_command(self, ack, command: dict) -> None:
-        """Acknowledge `/advisor` with a private 'looking' note (or nothing when it gets a reply instead)."""
-        if self.read(command.get("text"), None, False, command=True).kind == "reply":
+        """Acknowledge `/advisor` with a private 'looking' note (or nothing when it gets a reply, or
+        the list of themes, instead)."""
+        request = self.read(command.get("text"), None, False, command=True)
+        if request.kind == "reply" or (request.kind == "guidance" and not request.text):
             ack()
         else:
             ack(response_type="ephemeral", text=THINKING)
@@ -193,8 +198,8 @@ class SlackBot:
 
     # ---- slash command --------------------------------------------------------------------------
     def answer_command(self, command: dict) -> None:
-        """`/advisor <question>` or `/advisor like <description>`: answered privately (ephemeral)
-        through the command's response_url.
+        """`/advisor <question>`, `/advisor like <description>` or `/advisor guidance [<theme or
+        question>]`: answered privately (ephemeral) through the command's response_url.
 
         Not previewed while it streams: a response_url takes at most 5 messages in 30 minutes,
         so preview edits there would compete with the answer itself for them.
@@ -202,6 +207,8 @@ class SlackBot:
         request = self.read(command.get("text"), None, False, command=True)
         if request.kind == "reply":
             message = {"text": escape_mrkdwn(request.reply) if request.said else COMMAND_USAGE}
+        elif request.kind == "guidance" and not request.text:
+            message = self._themes()
         else:
             meta = {"channel": command.get("channel_id"), "user": command.get("user_id"), "command": True}
             message = self._answer(request, [], (), meta)
@@ -259,6 +266,8 @@ class SlackBot:
         try:
             if request.kind == "cases_like_mine":
                 answer = self.advisor.cases_like_mine(request.text)
+            elif request.kind == "guidance":
+                answer = self.advisor.guide(request.text)
             else:
                 answer = self.advisor.ask(request.text, history=history or None, on_delta=on_delta)
         except AdvisorError as exc:
@@ -269,6 +278,15 @@ class SlackBot:
         answer_id = uuid.uuid4().hex[:16]
         self.answers.put(answer_id, answer.to_record())  # the feedback store keeps the JSON record
         return render_answer(answer, answer_id, notes)
+
+    def _themes(self) -> dict[str, Any]:
+        """The guidance map's themes as a message, or why there is no map to list."""
+        holder = self.advisor.guidance.guidance if self.advisor.guidance is not None else None
+        themes = holder.themes() if holder is not None else []
+        if not themes:
+            why = f" It could not be loaded: {holder.error}" if holder is not None and holder.error else ""
+            return {"text": escape_mrkdwn(f"{NO_GUIDANCE}{why}")}
+        return render_themes(themes)
 
 
 def build_slack_app(

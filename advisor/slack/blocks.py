@@ -1,11 +1,15 @@
 """How an answer is laid out in Slack: Block Kit messages built from `Answer` objects.
 
-Two layouts, both ending with the Helpful / Not helpful buttons:
+Three layouts of an answer, all ending with the Helpful / Not helpful buttons:
 - `render_answer`: an answer from the passages: its sentences with their markers and trust flags,
   notes, a divider, then one context block per citation (report title, section, case study, page,
   the quoted sentence);
 - `render_catalogue`: an answer from the case-study catalogue (lists, comparisons, cases like
-  mine): the heading, then one section per case study with its evidence right beneath it.
+  mine): the heading, then one section per case study with its evidence right beneath it;
+- `render_guidance`: an answer from the guidance map: what the reports advise on the theme, its
+  points one a line with their markers, notes, then one context block per citation.
+
+`render_themes` lists the guidance map's themes (`/advisor guidance` with nothing after it).
 
 Blocks are slack_sdk's typed Block Kit models; a message is turned into JSON (`to_dict()`) only
 when it is returned, as `{"text": <plain-text fallback>, "blocks": [...]}`.
@@ -27,6 +31,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from advisor.guidance import Theme
 from advisor.types import Answer, AnswerSentence, CaseRow, Chunk, Citation
 
 FEEDBACK_ACTIONS = {"advisor_feedback_up": "up", "advisor_feedback_down": "down"}
@@ -184,8 +189,11 @@ def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -
     Layout: the answer's sentences with markers (sections), notes, a divider, one context block per
     citation (title, section, case study, page, quoted sentence), then the feedback buttons. When
     50 blocks are not enough, at least 10 citations keep their place and the answer is shortened.
-    A catalogue answer (one with rows) is laid out by `render_catalogue`.
+    A guidance answer is laid out by `render_guidance`, a catalogue answer (one with rows) by
+    `render_catalogue`.
     """
+    if answer.route == "guidance":
+        return render_guidance(answer, answer_id, notes)
     if answer.rows:
         return render_catalogue(answer, answer_id, notes)
     sections: list[Block] = [_section(text) for text in _sections(answer_paragraphs(answer))]
@@ -363,3 +371,83 @@ def render_catalogue(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()
     divider: list[Block] = [DividerBlock()] if head and len(body) < room else []
     blocks = [*head, *divider, *body, *notes_blocks, feedback_block(answer_id, answer.question)]
     return _message(escape_mrkdwn(answer.text), blocks)
+
+
+# ---------------------------------------------------------------------------------- guidance layout
+GUIDANCE_HOW = (
+    "Type `/advisor guidance` and a theme's name (or id), or a question, to read what the reports "
+    "advise on it, each point quoted."
+)
+
+
+def _line_sections(lines: list[str], limit: int = MAX_SECTION_CHARS) -> list[str]:
+    """Pack lines into section texts of at most `limit` characters, one line under another."""
+    out: list[str] = []
+    current = ""
+    for line in lines:
+        line = clip(line, limit)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            out.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        out.append(current)
+    return out
+
+
+def guidance_line(row: CaseRow) -> str:
+    """One point of a guidance answer: a bullet, its case study in bold (unless the text names it),
+    the point and its markers."""
+    lead = "• "
+    if row.case and row.case not in row.text:
+        lead += f"*{escape_mrkdwn(row.case)}*: "
+    return sentence_line(AnswerSentence(row.text, row.markers), lead=lead)
+
+
+def render_guidance(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Block Kit message for an answer from the guidance map (`/advisor guidance`, or a question
+    the map answers).
+
+    Layout: the heading (what the reports advise on the theme), the points one a line with their
+    case study and markers, notes, a divider, one context block per citation (report title,
+    section, case study, page, the quote), the feedback buttons. Within 50 blocks: points are
+    packed into as few sections as fit, at least 10 sources keep their place (the points are
+    shortened, and say so) and sources that do not fit are counted.
+    """
+    head: list[Block] = [_section(escape_mrkdwn(answer.heading))] if answer.heading else []
+    points: list[Block] = [_section(t) for t in _line_sections([guidance_line(r) for r in answer.rows])]
+    notes_blocks = _notes_blocks([*answer.notes, *notes])
+    sources: list[Block] = [citation_block(c) for c in answer.citations]
+    budget = MAX_BLOCKS - 1 - len(head) - len(notes_blocks)  # the actions block always comes last
+    max_points = budget - (min(len(sources), 10) + 2 if sources else 0) - 1  # divider, "more", "shortened"
+    if len(points) > max_points:
+        points = points[:max_points] + [_note_block("_The answer was shortened to fit in a Slack message._")]
+    blocks = [*head, *points, *notes_blocks]
+    if sources:
+        room = MAX_BLOCKS - 1 - len(blocks) - 1  # the actions block and the divider
+        if len(sources) > room:
+            room -= 1  # the "more sources" line
+        blocks.append(DividerBlock())
+        blocks.extend(sources[:room])
+        hidden = len(sources) - room
+        if hidden > 0:
+            blocks.append(
+                _note_block(
+                    f"…and {hidden} more source{'s' if hidden > 1 else ''} "
+                    "(a Slack message holds at most 50 blocks)."
+                )
+            )
+    blocks.append(feedback_block(answer_id, answer.question))
+    return _message(escape_mrkdwn(answer.text), blocks)
+
+
+def render_themes(themes: list[Theme]) -> dict[str, Any]:
+    """The guidance map's themes, one a line (title in bold and its id), with how to ask about one."""
+    head = _section(f"*What the reports advise, by theme* ({len(themes)} themes)")
+    lines = [f"• *{escape_mrkdwn(t.title)}* `{escape_mrkdwn(t.id)}`" for t in themes]
+    body = [_section(t) for t in _line_sections(lines)]
+    how = _note_block(GUIDANCE_HOW)
+    fallback = "What the reports advise, by theme: " + "; ".join(f"{t.title} ({t.id})" for t in themes)
+    return _message(escape_mrkdwn(fallback), [head, *body[: MAX_BLOCKS - 2], how])

@@ -1,8 +1,9 @@
 """Reading Slack messages: what a request asks, the thread's earlier turns, and the bot's fixed replies.
 
 A message (or `/advisor` command) is read into a `Request`: a question for `Advisor.stream`, a
-description for `Advisor.cases_like_mine`, or a polite reply to give instead of an answer (empty,
-only emoji, a file, too long, "like" with nothing after it).
+description for `Advisor.cases_like_mine`, a theme or question for `Advisor.guide` (`/advisor
+guidance ...`), or a polite reply to give instead of an answer (empty, only emoji, a file, too
+long, "like" with nothing after it).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ COMMAND_USAGE = (
     "Type `/advisor` and your question, e.g. `/advisor how did innovators persuade late adopters?` "
     "I answer privately from the published reports on spreading innovation in the NHS, with the evidence. "
     "To find the case studies most like your innovation, type `/advisor like` and describe it and its "
-    "setting, e.g. `/advisor like a digital tool for primary care made by a small company`."
+    "setting, e.g. `/advisor like a digital tool for primary care made by a small company`. "
+    "For what the reports advise on a theme, type `/advisor guidance` and a theme or a question, e.g. "
+    "`/advisor guidance paying for it after the pilot`; `/advisor guidance` alone lists the themes."
 )
 LIKE_USAGE = (
     'Describe your innovation and its setting in a sentence after "like", e.g. '
@@ -70,8 +73,10 @@ _LIKE_MINE = re.compile(
 )
 _LIKE_COLON = re.compile(r"^like\s*:\s*", re.IGNORECASE)
 _LIKE_WORD = re.compile(r"^like\b[\s:,.\-–—]*", re.IGNORECASE)
+# `/advisor guidance <theme or question>`: what the guidance map advises
+_GUIDANCE_WORD = re.compile(r"^guidance\b[\s:,.\-–—]*", re.IGNORECASE)
 
-RequestKind = Literal["question", "cases_like_mine", "reply"]
+RequestKind = Literal["question", "cases_like_mine", "guidance", "reply"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class Request:
 
     - "question": `text` is the question for `Advisor.stream`;
     - "cases_like_mine": `text` describes the user's innovation, for `Advisor.cases_like_mine`;
+    - "guidance": `text` is a theme (id or title) or a question for `Advisor.guide`; "" asks for
+      the list of themes;
     - "reply": not something to answer; `reply` is what to say instead.
     """
 
@@ -133,17 +140,27 @@ def like_request(question: str, command: bool = False) -> str | None:
     return None
 
 
+def guidance_request(question: str) -> str | None:
+    """The theme or question after "guidance" ("" if it gives none), or None for other commands."""
+    m = _GUIDANCE_WORD.match(question)
+    return question[m.end() :].strip() if m else None
+
+
 def read_request(
     raw_text: str | None, bot_user_id: str | None, has_files: bool, max_chars: int, command: bool = False
 ) -> Request:
     """What a message (or, with `command`, an `/advisor` command's text) asks for.
 
-    A "cases like mine" request without a description gets the usage for it as its reply.
+    A "cases like mine" request without a description gets the usage for it as its reply;
+    `/advisor guidance` with nothing after it asks for the list of themes.
     """
     said = slack_question(raw_text, bot_user_id)
     reply = polite_reply(raw_text, said, has_files, max_chars)
     if reply is not None:
         return Request("reply", said, reply=reply)
+    topic = guidance_request(said) if command else None
+    if topic is not None:
+        return Request("guidance", said, text=topic)
     description = like_request(said, command)
     if description == "":
         return Request("reply", said, reply=LIKE_USAGE)

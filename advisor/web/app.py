@@ -19,7 +19,7 @@ from advisor.errors import ConfigError
 from advisor.feedback import FeedbackStore
 from advisor.web.handlers import ANY, CASE_FILTERS, KEEP, LIKE_PICKERS, Explorer, PageHandlers
 from advisor.web.index_builder import IndexBuilder
-from advisor.web.render import LIKE_HINT, render_evidence, render_message
+from advisor.web.render import GUIDANCE_HINT, LIKE_HINT, render_evidence, render_message
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,20 @@ def build_ui(
             *(gr.update(choices=state.like[f], value=[]) for f in LIKE_PICKERS),
         )
 
+    def guidance_updates() -> tuple:
+        """Updates that refill the guidance tab's filters (its themes are drawn when it is opened)."""
+        choices = page.guidance_choices()
+        return (
+            choices.status,
+            gr.update(choices=choices.audiences, value=ANY),
+            gr.update(choices=choices.stages, value=ANY),
+        )
+
+    def guidance(audience: str = "", stage: str = "", theme: str = "") -> list | dict:
+        """The guidance map's themes as JSON for an audience, a stage and/or a theme ("" for any),
+        as `advisor guidance --json` prints them; {"error": "..."} for an unknown value."""
+        return page.guidance_json(audience, stage, theme)
+
     def refresh():
         docs, cases = page.filter_choices()
         return (
@@ -96,12 +110,13 @@ def build_ui(
             page.library(),
             page.banner(),
             *explorer_updates(page.explorer()),
+            *guidance_updates(),
         )
 
     def poll_build():
-        if advisor.ready:  # built: fill the filters, the library and the case studies, stop polling
-            return (*refresh(), gr.Timer(active=False))
-        return gr.skip(), gr.skip(), gr.skip(), page.banner(), *[gr.skip()] * len(explored), gr.skip()
+        if advisor.ready:  # built: fill the filters, the library, the case studies and the guidance, stop
+            return (*refresh(), page.guidance(ANY, ANY), gr.Timer(active=False))
+        return gr.skip(), gr.skip(), gr.skip(), page.banner(), *[gr.skip()] * (len(explored) + 1), gr.skip()
 
     with gr.Blocks(title="Spread Advisor", analytics_enabled=False, fill_height=True) as demo:
         answers = gr.State({})
@@ -233,6 +248,24 @@ def build_ui(
                 )
             like_find = gr.Button("Find similar cases", variant="primary", elem_id="like-find")
             like_results = gr.HTML(render_message(LIKE_HINT, kind="hint", panel=""), elem_id="like-results")
+        guided = page.guidance_choices()
+        with gr.Tab("Guidance", elem_id="guidance-tab") as guidance_tab:
+            gr.Markdown(
+                "What the reports advise, by theme: each theme's advice in a few sentences, who it is for "
+                "and at what stage of spread, and its points, each quoted from a report with the case "
+                "studies that show it. Choose who you are and your stage to see the points for you."
+            )
+            guidance_status = gr.Markdown(guided.status, elem_id="guidance-status")
+            with gr.Row():
+                guidance_audience = gr.Dropdown(
+                    guided.audiences, value=ANY, label="For", elem_id="guidance-audience"
+                )
+                guidance_stage = gr.Dropdown(
+                    guided.stages, value=ANY, label="Stage of spread", elem_id="guidance-stage"
+                )
+            guidance_themes = gr.HTML(
+                render_message(GUIDANCE_HINT, kind="hint", panel=""), elem_id="guidance-themes"
+            )
 
         inputs = [question, chatbot, doc_filter, case_filter, answers]
         outputs = [chatbot, evidence, searched, answers, question]
@@ -261,12 +294,27 @@ def build_ui(
         like_inputs = [like_text, like_type, like_setting, like_org]
         like_find.click(page.cases_like, like_inputs, [like_results], api_name="cases_like")
         like_text.submit(page.cases_like, like_inputs, [like_results], api_name=False)
+        guidance_filters = [guidance_audience, guidance_stage]
+        gr.on(
+            [f.input for f in guidance_filters],
+            page.guidance,
+            guidance_filters,
+            [guidance_themes],
+            api_name="filter_guidance",
+            show_progress="hidden",
+        )
+        # drawn when the tab is opened, not with every page load: all themes with their passages
+        # are about 1.4 MB of HTML
+        guidance_tab.select(
+            page.guidance, guidance_filters, [guidance_themes], api_name=False, show_progress="hidden"
+        )
+        gr.api(guidance, api_name="guidance")
         explored = [
             cases_status, *case_filters, case_table, case_count, case_picker, case_card,
-            like_type, like_setting, like_org,
+            like_type, like_setting, like_org, guidance_status, *guidance_filters,
         ]  # fmt: skip
         demo.load(refresh, None, [doc_filter, case_filter, corpus, build_status, *explored], api_name=False)
-        polled = [doc_filter, case_filter, corpus, build_status, *explored, build_timer]
+        polled = [doc_filter, case_filter, corpus, build_status, *explored, guidance_themes, build_timer]
         build_timer.tick(poll_build, None, polled, api_name=False, show_progress="hidden")
     return demo
 

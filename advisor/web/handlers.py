@@ -24,14 +24,18 @@ from advisor.condense import message_text
 from advisor.config import Settings
 from advisor.errors import AdvisorError
 from advisor.feedback import FeedbackStore
+from advisor.guidance import AUDIENCES, STAGES, Guidance
 from advisor.types import Answer, Filters
 from advisor.web.index_builder import IndexBuilder
 from advisor.web.render import (
+    AUDIENCE_LABELS,
+    STAGE_LABELS,
     escape_text,
     render_answer_markdown,
     render_case_card,
     render_case_matches,
     render_evidence,
+    render_guidance,
     render_library,
     render_message,
     searched_line,
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 
 UNEXPECTED = "Sorry, something went wrong while answering. Please try again; the problem has been logged."
 NO_LIKE_INPUT = "Describe your innovation and its setting in a sentence, or pick at least one tag."
+NO_THEME = "No theme of the guidance map has points for this audience at this stage."
 CASE_FILTERS = ("innovation_type", "setting", "mechanism")  # with the report, the explorer's filters
 LIKE_PICKERS = ("innovation_type", "setting", "organisation_type")
 ANY = ""  # a filter left at "Any"
@@ -110,6 +115,15 @@ class Explorer:
     like: dict[str, list[tuple[str, str]]]  # the "cases like mine" tag pickers' choices
 
 
+@dataclass(frozen=True)
+class GuidanceChoices:
+    """The guidance tab's filters, from the map now served."""
+
+    status: str  # why there is no map to show (Markdown), or ""
+    audiences: list[tuple[str, str]]  # the audience filter's (label, value) choices
+    stages: list[tuple[str, str]]  # the stage filter's choices
+
+
 # ---- the case-study catalogue as the explorer shows it ---------------------------------
 def catalogue_problem(advisor: Advisor) -> str | None:
     """Why there are no case studies to show, in a sentence; None when the catalogue is loaded."""
@@ -127,6 +141,39 @@ def catalogue_problem(advisor: Advisor) -> str | None:
         "This library has no case-study catalogue (case_studies.yaml in the corpus), so there are no "
         "case studies to show. The chat still answers from the reports."
     )
+
+
+def guidance_holder(advisor: Advisor) -> Guidance | None:
+    """The advisor's guidance map holder (None when it was built without one)."""
+    return advisor.guidance.guidance if advisor.guidance is not None else None
+
+
+def guidance_problem(advisor: Advisor) -> str | None:
+    """Why there are no themes to show, in a sentence; None when a guidance map is served."""
+    holder = guidance_holder(advisor)
+    if holder is not None and holder.current is not None:
+        return None
+    if not advisor.ready:
+        return "The guidance map opens when the library of reports is ready; it is being built."
+    if holder is not None and holder.error:
+        return (
+            f"The guidance map could not be loaded, so its themes cannot be shown: {holder.error}. "
+            "The chat still answers from the reports."
+        )
+    return (
+        "This library has no guidance map (guidance.yaml in the corpus), so there are no themes "
+        "to show. The chat still answers from the reports."
+    )
+
+
+def guidance_choices(holder: Guidance) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(audience, stage) filter choices, each labelled with how many themes have points for it."""
+    any_ = [("Any", ANY)]
+    audiences = [
+        (f"{AUDIENCE_LABELS[a].capitalize()} ({len(holder.themes(audience=a))})", a) for a in AUDIENCES
+    ]
+    stages = [(f"{STAGE_LABELS[s].capitalize()} ({len(holder.themes(stage=s))})", s) for s in STAGES]
+    return any_ + audiences, any_ + stages
 
 
 def tag_choices(catalogue: CaseCatalogue, field_name: str) -> list[tuple[str, str]]:
@@ -362,3 +409,41 @@ class PageHandlers:
 
     def _problem(self) -> str:
         return render_message(catalogue_problem(self.advisor) or "")
+
+    # ---- the guidance map ----
+    def guidance_choices(self) -> GuidanceChoices:
+        """The guidance tab's filters (each "Any" first) and why there is no map, if there is none."""
+        holder = guidance_holder(self.advisor)
+        problem = guidance_problem(self.advisor)
+        if holder is None or problem is not None:
+            return GuidanceChoices(escape_text(problem or ""), [("Any", ANY)], [("Any", ANY)])
+        audiences, stages = guidance_choices(holder)
+        return GuidanceChoices("", audiences, stages)
+
+    def guidance(self, audience: str | None, stage: str | None) -> str:
+        """The guidance tab's themes for an audience and a stage ("" is "Any"), or why there are none."""
+        holder = guidance_holder(self.advisor)
+        problem = guidance_problem(self.advisor)
+        if holder is None or holder.current is None or problem is not None:
+            return render_message(problem or "", panel="evidence guidance")
+        try:
+            themes = holder.themes(audience=audience or None, stage=stage or None)
+        except AdvisorError as exc:  # a value the page never offers (a hand-made API call)
+            return render_message(str(exc), panel="evidence guidance")
+        if not themes:
+            return render_message(NO_THEME, panel="evidence guidance")
+        anchors = self.advisor.guidance.anchors(self.advisor.index) if self.advisor.guidance else {}
+        return render_guidance(themes, anchors, len(holder.current), audience or None, stage or None)
+
+    def guidance_json(self, audience: str | None, stage: str | None, theme: str | None) -> Any:
+        """The map's themes as JSON (`Theme.to_json()`, as `advisor guidance --json`) for an audience,
+        stage and/or theme ("" is any); {"error": ...} for an unknown value or when there is no map."""
+        holder = guidance_holder(self.advisor)
+        problem = guidance_problem(self.advisor)
+        if holder is None or problem is not None:
+            return {"error": problem or ""}
+        try:
+            themes = holder.themes(audience=audience or None, stage=stage or None, theme=theme or None)
+        except AdvisorError as exc:
+            return {"error": str(exc)}
+        return [t.to_json() for t in themes]

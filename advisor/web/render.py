@@ -1,7 +1,8 @@
-"""What the page shows, rendered from typed values: answers, evidence, the library, case studies.
+"""What the page shows, rendered from typed values: answers, evidence, the library, case studies,
+the guidance map.
 
 The chat bubble is Markdown with a few inline tags (citation superscripts, labels, notes),
-built here from an `Answer`'s sentences or, for a catalogue answer, its heading and rows; it is
+built here from an `Answer`'s sentences or, for a catalogue or guidance answer, its heading and rows; it is
 escaped as text with quotes left as they are, because the chat's copy button copies the bubble's
 raw value. The HTML panels come from Jinja2 templates in `templates/`, autoescaped.
 """
@@ -17,7 +18,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from advisor.cases import FIELD_LABELS, NO_SIMILAR_CASE, TAG_FIELDS, CaseMatch, CaseStudy
-from advisor.types import Answer, Chunk
+from advisor.guidance import Theme
+from advisor.types import Answer, CaseRow, Chunk
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -27,7 +29,22 @@ CARD_FIELDS = (
     "mechanism", "evidence_type", "barrier", "lesson",
 )  # fmt: skip
 CARD_HINT = "Choose a case study in the table (or the list above) to see every value with its quote."
+GUIDANCE_HINT = "The themes of the guidance map appear here."
 LIKE_HINT = "Describe your innovation and its setting, or pick tags, then press Find similar cases."
+
+# How the guidance map's audiences and stages read on the page.
+AUDIENCE_LABELS = {
+    "innovators": "innovators",
+    "adopters": "adopters",
+    "commissioners": "commissioners and system leaders",
+    "policy-makers": "policy-makers",
+}
+STAGE_LABELS = {
+    "before-pilot": "before a pilot",
+    "pilot-to-early-adoption": "pilot to early adoption",
+    "scaling": "scaling",
+    "sustaining": "sustaining",
+}
 
 _LINE_BREAK = re.compile(r"\n[ \t]*")
 
@@ -101,9 +118,18 @@ def markers(numbers: Iterable[int]) -> str:
 
 
 def _catalogue_rows(answer: Answer) -> str:
-    """A catalogue answer as its heading and a list, one row per line with its markers."""
-    items = [f"- {escape_text(row.text)}{markers(row.markers)}" for row in answer.rows]
+    """A catalogue or guidance answer as its heading and a list, one row per line with its markers."""
+    labelled = answer.route == "guidance"  # a point's text does not name the case it comes from
+    items = [f"- {_row_text(row, labelled)}{markers(row.markers)}" for row in answer.rows]
     return escape_text(answer.heading) + "\n\n" + "\n".join(items)
+
+
+def _row_text(row: CaseRow, labelled: bool) -> str:
+    """A row's text, after its case study in bold when asked for and the text does not name it."""
+    text = escape_text(row.text)
+    if labelled and row.case and row.case not in row.text:
+        return f"<strong>{escape_text(row.case)}</strong>: {text}"
+    return text
 
 
 def shown_question(question: str, limit: int = 600) -> str:
@@ -145,6 +171,31 @@ def render_case_card(case: CaseStudy | None, anchors: Mapping[tuple[str, str], C
         for name in (CARD_FIELDS if case is not None else ())
     ]
     return _render("case_card.html.j2", case=case, fields=fields, anchors=anchors, hint=CARD_HINT)
+
+
+def render_guidance(
+    themes: list[Theme],
+    anchors: Mapping[tuple[str, str], Chunk],
+    total: int,
+    audience: str | None = None,
+    stage: str | None = None,
+) -> str:
+    """The guidance tab: each theme's title, statement, audiences and stages, and, opened, its
+    quoted points (each one click from its passage) and its case studies."""
+    wanted = [
+        f"for {AUDIENCE_LABELS[audience]}" if audience else "",
+        f"at the stage {STAGE_LABELS[stage]}" if stage else "",
+    ]
+    return _render(
+        "guidance.html.j2",
+        themes=themes,
+        anchors=anchors,
+        total=total,
+        points=sum(len(t.points) for t in themes),
+        wanted=" ".join(w for w in wanted if w),
+        audience_labels=AUDIENCE_LABELS,
+        stage_labels=STAGE_LABELS,
+    )
 
 
 def render_case_matches(matches: list[CaseMatch], anchors: Mapping[tuple[str, str], Chunk]) -> str:

@@ -235,6 +235,117 @@ def test_all_23_case_studies_fit_in_one_message(slack, built_advisor):
     assert len(json.dumps(blocks)) < 50_000  # well inside what chat.update accepts
 
 
+# ---------------------------------------------------------------------------------- guidance
+FUNDING = "How should I fund my innovation after the pilot money runs out?"
+
+
+def _guidance_reply(slack, text: str, key: str):
+    """Send `/advisor <text>`; (the ack's body, the one private reply)."""
+    url = slack.mock.response_url(key)
+    status, body, seconds = slack.sender.send_command(text, url)
+    assert status == 200 and seconds < ACK_SECONDS
+    path = f"/response_url/{key}"
+    assert slack.mock.wait_for(lambda m: [c for c in m.calls_to("response_url") if c.path == path], 60)
+    [reply] = [c for c in slack.mock.calls_to("response_url") if c.path == path]
+    assert reply.params["response_type"] == "ephemeral"
+    assert not slack.mock.calls_to("chat.postMessage")  # nothing public
+    return body, reply
+
+
+def _assert_guidance_layout(blocks: list[dict], record: dict) -> None:
+    """The advice, its points one a line with their markers, then one context block per citation."""
+    assert record["route"] == "guidance" and record["citations"]
+    assert blocks[0] == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": escape_mrkdwn(record["heading"])},
+    }
+    lines = blocks[1]["text"]["text"].split("\n")
+    assert len(lines) == len(record["rows"])
+    for line, row in zip(lines, record["rows"]):
+        markers = "".join(f"[{m}]" for m in row["markers"])
+        assert line.startswith("• ") and line.endswith(f"{escape_mrkdwn(row['text'])} {markers}"), line
+    contexts = [b for b in blocks if b["type"] == "context" and b["elements"][0]["text"].startswith("*[")]
+    assert len(contexts) == len(record["citations"])
+    for block, cited in zip(contexts, record["citations"]):
+        where, quote = block["elements"][0]["text"], block["elements"][1]["text"]
+        assert where.startswith(f"*[{cited['marker']}]* {escape_mrkdwn(cited['title'])}")
+        assert quote == f"“{escape_mrkdwn(cited['quote'])}”"
+    assert blocks[-1]["type"] == "actions"
+
+
+def test_slash_guidance_alone_lists_the_themes(slack, built_advisor):
+    body, reply = _guidance_reply(slack, "guidance", "g1")
+    assert not body  # the list comes at once, with no "looking..." first
+    themes = built_advisor.guidance.guidance.themes()
+    blocks = reply.params["blocks"]
+    assert blocks[0]["text"]["text"] == f"*What the reports advise, by theme* ({len(themes)} themes)"
+    lines = "\n".join(b["text"]["text"] for b in blocks[1:-1]).split("\n")
+    assert lines == [f"• *{escape_mrkdwn(t.title)}* `{t.id}`" for t in themes]
+    assert "/advisor guidance" in blocks[-1]["elements"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    "topic", ["sustaining-after-start-up-funding", "Sustain the innovation after start-up funding ends"]
+)
+def test_slash_guidance_on_a_theme_gives_its_points_with_citations(slack, built_advisor, topic):
+    body, reply = _guidance_reply(slack, f"guidance {topic}", "g2")
+    assert json.loads(body) == {"response_type": "ephemeral", "text": THINKING}
+    blocks = reply.params["blocks"]
+    answer_id = json.loads(blocks[-1]["elements"][0]["value"])["a"]
+    record = slack.app.bot.answers.get(answer_id)
+    assert (
+        record["question"] == topic
+        and record["analysis"]["guidance"]["theme"] == "sustaining-after-start-up-funding"
+    )
+    _assert_guidance_layout(blocks, record)
+    theme = built_advisor.guidance.guidance.theme("sustaining-after-start-up-funding")
+    assert record["heading"] == f"What the reports advise ({theme.title}): {theme.statement}"
+    quotes = {p.quote for p in theme.points}
+    assert all(c["quote"] in quotes for c in record["citations"])  # every point is the theme's own
+
+
+def test_slash_guidance_on_a_question_answers_from_the_closest_theme(slack, built_advisor):
+    _, reply = _guidance_reply(slack, "guidance how do we involve patients in designing the service?", "g3")
+    blocks = reply.params["blocks"]
+    record = slack.app.bot.answers.get(json.loads(blocks[-1]["elements"][0]["value"])["a"])
+    expected = built_advisor.guide("how do we involve patients in designing the service?").to_record()
+    assert (
+        record["analysis"]["guidance"]["theme"]
+        == expected["analysis"]["guidance"]["theme"]
+        == "patients-and-public"
+    )
+    _assert_guidance_layout(blocks, record)
+
+
+def test_slash_guidance_without_a_map_says_so_privately(slack, built_advisor, corpus_copy, monkeypatch):
+    from advisor.guidance import GUIDANCE_NAME, Guidance
+
+    (corpus_copy / GUIDANCE_NAME).write_text("themes: [unclosed\n", encoding="utf-8")
+    broken = Guidance(corpus_copy)
+    assert broken.reload() is None and broken.error
+    monkeypatch.setattr(built_advisor.guidance, "guidance", broken)
+    _, reply = _guidance_reply(slack, "guidance", "g4")
+    text = reply.params["text"]
+    assert text.startswith(
+        "The guidance map is not available, so there are no themes to list. It could not be loaded:"
+    )
+    assert "blocks" not in reply.params
+    _, reply = _guidance_reply(slack, "guidance funding after the pilot", "g5")
+    assert reply.params["text"] == "The guidance map is not available; see the log for why."
+    assert "blocks" not in reply.params
+
+
+def test_a_question_the_guidance_map_answers_gets_its_layout_in_a_thread(slack, built_advisor):
+    event = mention(FUNDING, ts="1700000030.000100")
+    send_ok(slack.sender.send_event(event))
+    [answer] = wait_answers(slack, "C0GENERAL", event["ts"])
+    blocks = answer.params["blocks"]
+    record = slack.app.bot.answers.get(json.loads(blocks[-1]["elements"][0]["value"])["a"])
+    assert record == {**built_advisor.ask(FUNDING).to_record(), "timings_ms": record["timings_ms"]}
+    _assert_guidance_layout(blocks, record)
+    assert not cases_in(blocks)  # points, not one section per case as a catalogue answer has
+
+
 # ---------------------------------------------------------------------------------- feedback
 def test_feedback_button_is_stored_in_the_shared_store(slack):
     event = mention(QUESTION, ts="1700000009.000100")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -290,3 +291,115 @@ def test_catalogue_answers_stay_inside_slack_limits(n_cases, rows_per_case, quot
     if shown < n_cases * rows_per_case * quotes_per_row and len(cases) == n_cases:
         assert "more quotes" in json.dumps(blocks)
     assert blocks[-1]["type"] == "actions"
+
+
+# ---------------------------------------------------------------------------------- guidance
+def test_guidance_layout_is_the_advice_its_points_and_their_sources():
+    """An answer from the guidance map, block by block: never grouped by case as the catalogue is."""
+    p1, p2 = _passage(1, "Report & co", "Lessons", "", 3), _passage(2, "Other", "Insights", "RAID")
+    rows = (
+        CaseRow("", "Plan the <funding> early.", (1,)),
+        CaseRow("RAID", "Use the start-up years to build the case.", (2,)),
+        CaseRow("RAID", "For example, RAID: it spread.", (2,)),
+    )
+    answer = Answer(
+        question="Why?",
+        text="What the reports advise (Funding): Plan. <x>",
+        citations=(Citation(1, p1, "Plan <early>."), Citation(2, p2, "Build the case.")),
+        passages=(p1, p2),
+        sentences=(AnswerSentence("What the reports advise (Funding): Plan. <x>", (1, 2)),),
+        route="guidance",
+        heading="What the reports advise (Funding): Plan. <x>",
+        rows=rows,
+        notes=("Answered from the guidance map.",),
+    )
+    points = (
+        "• Plan the &lt;funding&gt; early. [1]\n"
+        "• *RAID*: Use the start-up years to build the case. [2]\n"
+        "• For example, RAID: it spread. [2]"
+    )
+    assert render_answer(answer, "id1") == {
+        "text": "What the reports advise (Funding): Plan. &lt;x&gt;",
+        "blocks": [
+            {"type": "section", "text": _mrkdwn("What the reports advise (Funding): Plan. &lt;x&gt;")},
+            {"type": "section", "text": _mrkdwn(points)},
+            {
+                "type": "context",
+                "elements": [_mrkdwn(":information_source: Answered from the guidance map.")],
+            },
+            {"type": "divider"},
+            {
+                "type": "context",
+                "elements": [
+                    _mrkdwn("*[1]* Report &amp; co · Lessons · p. 3"),
+                    _mrkdwn("“Plan &lt;early&gt;.”"),
+                ],
+            },
+            {
+                "type": "context",
+                "elements": [
+                    _mrkdwn("*[2]* Other · Insights · case study: RAID"),
+                    _mrkdwn("“Build the case.”"),
+                ],
+            },
+            FEEDBACK,
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "n_rows, n_citations, chars, shortened",
+    [(5, 5, 100, False), (60, 60, 700, False), (200, 200, 2000, True), (3, 80, 100, False)],
+)
+def test_guidance_answers_stay_inside_slack_limits(n_rows, n_citations, chars, shortened):
+    passages = [_passage(i, "R" * chars, "S" * chars, "C" * 50, i) for i in range(1, n_citations + 1)]
+    citations = tuple(Citation(i, passages[i - 1], "q" * chars) for i in range(1, n_citations + 1))
+    rows = tuple(CaseRow("C" * 50, "t" * chars, (1 + i % n_citations,)) for i in range(n_rows))
+    answer = Answer(
+        question="Why?",
+        text="x" * (chars * n_rows),
+        citations=citations,
+        passages=tuple(passages),
+        route="guidance",
+        heading="h" * (chars * 3),
+        rows=rows,
+        notes=("n",),
+    )
+    message = render_answer(answer, "id1")
+    blocks = message["blocks"]
+    assert len(blocks) <= MAX_BLOCKS and blocks[-1]["type"] == "actions"
+    assert len(message["text"]) <= 3900
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+        elif block["type"] == "context":
+            assert len(block["elements"]) <= 10 and all(len(e["text"]) <= 2000 for e in block["elements"])
+    sources = [b for b in blocks if b["type"] == "context" and b["elements"][0]["text"].startswith("*[")]
+    hidden = n_citations - len(sources)
+    assert len(sources) >= min(n_citations, 10)
+    if hidden:  # the sources that do not fit are counted, not dropped silently
+        assert f"…and {hidden} more sources" in blocks[-2]["elements"][0]["text"]
+    else:
+        assert len(sources) == n_citations
+    assert any("The answer was shortened" in json.dumps(b) for b in blocks) == shortened
+
+
+def test_the_theme_list_is_every_title_and_id_within_slacks_limits():
+    from advisor.guidance import Theme
+    from advisor.slack.blocks import render_themes
+
+    theme = Theme("t", "T", "What to do.", ("adopters",), ("scaling",), points=())
+    themes = [replace(theme, id=f"theme-{i}", title=f"Title & {i} " + "w" * 60) for i in range(200)]
+    message = render_themes(themes)
+    blocks = message["blocks"]
+    assert blocks[0] == {
+        "type": "section",
+        "text": _mrkdwn("*What the reports advise, by theme* (200 themes)"),
+    }
+    assert blocks[-1]["type"] == "context" and "/advisor guidance" in blocks[-1]["elements"][0]["text"]
+    assert len(blocks) <= MAX_BLOCKS and all(len(b["text"]["text"]) <= 3000 for b in blocks[:-1])
+    lines = "\n".join(b["text"]["text"] for b in blocks[1:-1]).split("\n")
+    assert lines == [f"• *Title &amp; {i} {'w' * 60}* `theme-{i}`" for i in range(200)]
+    assert len(message["text"]) <= 3900 and message["text"].startswith(
+        "What the reports advise, by theme: Title &amp; 0"
+    )

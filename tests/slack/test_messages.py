@@ -12,6 +12,7 @@ from advisor.slack.messages import (
     ONLY_FILES,
     THINKING,
     Request,
+    guidance_request,
     like_request,
     read_request,
     slack_question,
@@ -60,6 +61,28 @@ def test_read_request_types_what_is_asked():
     assert read(":tada:") == Request("reply", "", reply=NO_WORDS)
     assert read_request("", BOT_USER, True, 2000) == Request("reply", "", reply=ONLY_FILES)
     too_long = read("why " * 600)
+    assert too_long.kind == "reply" and "limit is 2,000" in too_long.reply
+
+
+def test_guidance_request_wordings():
+    assert guidance_request("guidance funding after the pilot") == "funding after the pilot"
+    assert guidance_request("Guidance: patients-and-public") == "patients-and-public"
+    assert guidance_request("guidance") == "" and guidance_request("guidance  - ") == ""
+    assert guidance_request("guidances for pilots") is None  # a word that starts the same is not it
+    assert guidance_request("what guidance is there on pilots?") is None
+
+
+def test_guidance_is_a_command_word_only():
+    """`/advisor guidance ...` asks the guidance map; a message starting "guidance" is a question."""
+    read = lambda text, **kw: read_request(text, BOT_USER, False, 2000, **kw)
+    assert read("guidance paying after the pilot", command=True) == Request(
+        "guidance", "guidance paying after the pilot", text="paying after the pilot"
+    )
+    assert read("guidance", command=True) == Request("guidance", "guidance", text="")
+    assert read("guidance on pilots?") == Request(
+        "question", "guidance on pilots?", text="guidance on pilots?"
+    )
+    too_long = read("guidance " + "why " * 600, command=True)
     assert too_long.kind == "reply" and "limit is 2,000" in too_long.reply
 
 

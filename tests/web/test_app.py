@@ -245,6 +245,37 @@ def test_case_tabs_say_plainly_when_the_catalogue_is_broken(client, built_adviso
     assert "[1]" in _text(history[-1])  # the chat keeps answering from the passages
 
 
+# ---- the guidance map: its tab and its JSON endpoint ---------------------------------------------
+def test_guidance_endpoint_gives_the_maps_themes_as_json(client, built_advisor):
+    holder = built_advisor.guidance.guidance
+    themes = client.predict("commissioners", "scaling", "", api_name="/guidance")
+    expected = holder.themes(audience="commissioners", stage="scaling")
+    assert themes == [t.to_json() for t in expected] and 0 < len(themes) < len(holder.current)
+    [theme] = client.predict("", "", "patients-and-public", api_name="/guidance")
+    assert theme == holder.theme("patients-and-public").to_json()
+    assert client.predict("", "", "", api_name="/guidance") == [t.to_json() for t in holder.current.themes]
+    error = client.predict("bankers", "", "", api_name="/guidance")
+    assert error == {
+        "error": "unknown audience 'bankers'; choose one of: innovators, adopters, commissioners, policy-makers"
+    }
+
+
+def test_guidance_tab_filters_its_themes(client, built_advisor):
+    holder = built_advisor.guidance.guidance
+    markup = client.predict("adopters", "sustaining", api_name="/filter_guidance")
+    expected = holder.themes(audience="adopters", stage="sustaining")
+    assert re.findall(r"<details class='theme' id='theme-([^']+)'>", markup) == [t.id for t in expected]
+    assert len(_quotes_and_passages(markup)) >= sum(len(t.points) for t in expected) - 5
+    # the dropdowns accept only their choices: another value is refused by name, the page keeps serving
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not in the list of choices: \\['', 'before-pilot'"):
+        client.predict("", "<script>x</script>", api_name="/filter_guidance")
+    assert client.predict("", "", api_name="/filter_guidance").count("<details class='theme'") == len(
+        holder.current
+    )
+
+
 # ---- the LLM path on the page: streamed draft, then flags on unsupported sentences ----
 def test_an_llm_answer_streams_and_its_unsupported_sentence_is_flagged(
     built_advisor, built_settings, tmp_path

@@ -163,3 +163,46 @@ def test_case_studies_filter_open_a_card_and_a_quotes_passage(served, built_advi
         page.screenshot(path=str(output_dir / "cases-like-mine.png"), full_page=True)
 
     assert (output_dir / "case-card.png").stat().st_size > 10_000
+
+
+def test_guidance_tab_filter_open_a_theme_and_a_points_passage(served, built_advisor, output_dir):
+    from playwright.sync_api import expect
+
+    holder = built_advisor.guidance.guidance
+    every = holder.themes()
+    for_commissioners = holder.themes(audience="commissioners")
+    assert 0 < len(for_commissioners) < len(every)
+    with loopback_page(served[0]) as page:
+        expect(page.locator("#question textarea")).to_be_visible(timeout=60_000)
+        page.get_by_role("tab", name="Guidance").click()
+        themes = page.locator("#guidance-themes details.theme")
+        expect(themes).to_have_count(len(every), timeout=60_000)
+        expect(page.locator("#guidance-themes .count")).to_contain_text(
+            f"{len(every)} of {len(every)} themes"
+        )
+
+        page.locator("#guidance-audience input").click()
+        page.get_by_role(
+            "option", name=f"Commissioners and system leaders ({len(for_commissioners)})"
+        ).click()
+        expect(themes).to_have_count(len(for_commissioners), timeout=30_000)
+        titles = [themes.nth(i).locator("summary .title").first.inner_text() for i in range(themes.count())]
+        assert titles == [t.title for t in for_commissioners]
+
+        theme = themes.nth(1)
+        point = theme.locator("details.cite").first
+        expect(point).to_be_hidden()  # the points show when their theme is opened
+        theme.locator("summary").first.click()
+        expect(point).to_be_visible()
+        passage = point.locator(".passage")
+        expect(passage).to_be_hidden()
+        point.locator(".open").click()  # "Show the passage"
+        expect(passage).to_be_visible()
+        expect(passage.locator("mark")).to_have_count(1)
+        quote = " ".join(point.locator(".quote").inner_text().strip("“” ").split())
+        assert quote == " ".join(passage.locator("mark").inner_text().split())
+        assert quote in {p.quote for p in for_commissioners[1].points}
+        point.scroll_into_view_if_needed()
+        page.screenshot(path=str(output_dir / "guidance.png"), full_page=False)
+
+    assert (output_dir / "guidance.png").stat().st_size > 10_000

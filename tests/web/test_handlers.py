@@ -264,3 +264,159 @@ def test_the_case_handlers_say_plainly_when_the_catalogue_is_broken(
     assert "could not be loaded" in page.cases_like("a digital tool", [], [], [])
     explorer = page.explorer()
     assert "could not be loaded" in explorer.status and explorer.names == [] and explorer.rows == []
+
+
+# ---- the guidance tab and guidance answers in the chat ------------------------------------
+FUNDING = "How should I fund my innovation after the pilot money runs out?"
+
+
+@pytest.fixture
+def guidance(built_advisor):
+    holder = built_advisor.guidance.guidance
+    assert holder.current is not None, holder.error
+    return holder
+
+
+def _themes_shown(markup: str) -> list[str]:
+    return re.findall(r"<details class='theme' id='theme-([^']+)'>", markup)
+
+
+def test_the_guidance_tab_lists_every_theme_with_its_quoted_points(page, built_advisor, guidance):
+    from markupsafe import escape
+
+    from advisor.text import normalise_space
+    from tests.web.conftest import quotes_and_passages
+
+    markup = page.guidance("", "")
+    themes = guidance.current.themes
+    points = guidance.current.points
+    assert _themes_shown(markup) == [t.id for t in themes] and len(themes) >= 25
+    assert f"{len(themes)} of {len(themes)} themes, {len(points)} quoted points." in markup
+    for theme in themes:
+        assert f"<span class='title'>{escape(theme.title)}</span>" in markup
+        assert f"<div class='statement'>{escape(theme.statement)}</div>" in markup
+        if theme.cases:
+            assert f"<b>Case studies that show it:</b> {escape(', '.join(theme.cases))}</p>" in markup
+    for p in points:  # the paraphrase, the verbatim quote and where it is
+        assert (
+            f"<span class='value'>{escape(p.point)}</span><div class='quote'>“{escape(p.quote)}”</div>"
+            in markup
+        )
+        assert f"{escape(p.section)} · line {p.line}" in markup, p.quote
+    anchors = built_advisor.guidance.anchors(built_advisor.index)
+    anchored = [p for p in points if (p.source, p.quote) in anchors]
+    assert len(anchored) >= len(points) - 5
+    items = quotes_and_passages(markup)
+    assert [quote for quote, _, _ in items] == [p.quote for p in anchored]  # one click to each passage
+    for (quote, marked, passage), p in zip(items, anchored):
+        assert marked == quote and quote in passage
+        assert passage == normalise_space(anchors[(p.source, p.quote)].text)
+    assert markup.count("This quote is not in the current index") == len(points) - len(anchored)
+
+
+@pytest.mark.parametrize(
+    "audience, stage",
+    [("commissioners", ""), ("", "sustaining"), ("policy-makers", "before-pilot"), ("adopters", "scaling")],
+)
+def test_the_guidance_filters_give_the_maps_own_themes_and_points(page, guidance, audience, stage):
+    from tests.web.conftest import quotes_and_passages
+
+    markup = page.guidance(audience, stage)
+    expected = guidance.themes(audience=audience or None, stage=stage or None)
+    assert 0 < len(expected) < len(guidance.current)
+    assert _themes_shown(markup) == [t.id for t in expected]
+    shown = [quote for quote, _, _ in quotes_and_passages(markup)]
+    wanted = [p.quote for t in expected for p in t.points]
+    assert set(shown) <= set(wanted) and len(shown) >= len(wanted) - 5
+    assert all(p.concerns(audience or None, stage or None) for t in expected for p in t.points)
+    points = sum(len(t.points) for t in expected)
+    assert f"{len(expected)} of {len(guidance.current)} themes, {points} quoted points " in markup
+
+
+def test_the_guidance_filter_choices_count_the_themes(page, guidance):
+    from advisor.guidance import AUDIENCES, STAGES
+
+    choices = page.guidance_choices()
+    assert choices.status == ""
+    assert choices.audiences[0] == ("Any", "") and choices.stages[0] == ("Any", "")
+    assert [v for _, v in choices.audiences[1:]] == list(AUDIENCES)
+    assert [v for _, v in choices.stages[1:]] == list(STAGES)
+    commissioners = len(guidance.themes(audience="commissioners"))
+    assert (f"Commissioners and system leaders ({commissioners})", "commissioners") in choices.audiences
+    assert (
+        f"Before a pilot ({len(guidance.themes(stage='before-pilot'))})",
+        "before-pilot",
+    ) in choices.stages
+    for label, value in choices.audiences[1:]:
+        assert label.endswith(f" ({len(guidance.themes(audience=value))})")
+    for label, value in choices.stages[1:]:
+        assert label.endswith(f" ({len(guidance.themes(stage=value))})")
+
+
+@pytest.mark.parametrize(
+    "audience, stage, needle",
+    [
+        ("bankers", "", "unknown audience &#39;bankers&#39;; choose one of: innovators, adopters"),
+        ("", "retirement", "unknown stage &#39;retirement&#39;; choose one of: before-pilot"),
+        ("<b>x</b>", "", "unknown audience &#39;&lt;b&gt;x&lt;/b&gt;&#39;"),
+    ],
+)
+def test_an_unknown_guidance_filter_value_says_so(page, audience, stage, needle):
+    markup = page.guidance(audience, stage)
+    assert needle in markup and "<details" not in markup and "<b>x" not in markup
+    assert markup.startswith("<div class='evidence guidance'><p class='none'>")
+
+
+def test_the_guidance_json_is_the_maps_own(page, guidance):
+    assert page.guidance_json("", "", "") == [t.to_json() for t in guidance.current.themes]
+    assert page.guidance_json("commissioners", "scaling", "") == [
+        t.to_json() for t in guidance.themes(audience="commissioners", stage="scaling")
+    ]
+    [one] = page.guidance_json("", "", "Involve patients and the public")  # a theme by its title
+    assert one["theme"] == "patients-and-public" and one["points"][0]["quote"]
+    assert set(one) == {"theme", "title", "statement", "audiences", "stages", "points", "cases"}
+    error = page.guidance_json("", "", "no-such-theme")
+    assert set(error) == {"error"} and error["error"].startswith("unknown theme 'no-such-theme'")
+    assert "start-from-the-problem" in error["error"]
+    assert page.guidance_json("bankers", "", "")["error"].startswith("unknown audience 'bankers'")
+
+
+def test_the_guidance_tab_says_plainly_when_the_map_is_broken(page, built_advisor, corpus_copy, monkeypatch):
+    from advisor.guidance import GUIDANCE_NAME, Guidance
+
+    (corpus_copy / GUIDANCE_NAME).write_text("themes: [unclosed\n", encoding="utf-8")
+    broken = Guidance(corpus_copy)
+    assert broken.reload() is None and broken.error
+    monkeypatch.setattr(built_advisor.guidance, "guidance", broken)
+    markup = page.guidance("", "")
+    assert "The guidance map could not be loaded" in markup and "<details" not in markup
+    choices = page.guidance_choices()
+    assert "could not be loaded" in choices.status
+    assert choices.audiences == [("Any", "")] and choices.stages == [("Any", "")]
+    assert page.guidance_json("", "", "")["error"].startswith("The guidance map could not be loaded")
+
+
+def test_a_guidance_answer_shows_its_heading_and_one_point_per_line(page):
+    import html
+
+    last = list(page.ask(FUNDING, [], [], [], {}))[-1]
+    record = last.answers["1"]
+    assert record["route"] == "guidance" and record["heading"] and len(record["rows"]) >= 3
+    bubble = last.history[-1]["content"]
+    head, rows, note = bubble.split("\n\n")
+    assert head == html.escape(record["heading"], quote=False) and "cite-marker" not in head
+    lines = rows.split("\n")
+    assert len(lines) == len(record["rows"])
+    for line, row in zip(lines, record["rows"]):
+        text = html.escape(row["text"], quote=False)
+        if row["case"] and row["case"] not in row["text"]:
+            text = f"<strong>{html.escape(row['case'], quote=False)}</strong>: {text}"
+        shown = "".join(f"<sup class='cite-marker'>[{m}]</sup>" for m in row["markers"])
+        assert line == f"- {text}{shown}"
+    assert (
+        note
+        == "<em>Answered from the guidance map: what the reports advise on this theme, each point quoted.</em>"
+    )
+    for citation in record["citations"]:  # every point one click from its passage
+        assert f"id='cite-{citation['marker']}'" in last.evidence
+    assert last.evidence.count("<mark>") == len(record["citations"])

@@ -151,3 +151,117 @@ def test_long_pastes_are_cut_in_the_bubble_and_markup_escaped():
     shown = shown_question("y" * 100_000)
     assert len(shown) < 1000 and "100,000 characters" in shown and shown.startswith("y" * 600 + "…")
     assert "empty" in shown_question("")
+
+
+# ---- the guidance map: its tab and its answers in the chat ------------------------------------
+def _guidance_answer(route: str = "guidance"):
+    from advisor.types import Answer, AnswerSentence, CaseRow, Chunk, Citation, Passage
+
+    chunk = Chunk(id="c1", doc_id="r.txt", text="Before. A quote. After.", meta={"title": "Report"})
+    citations = tuple(Citation(m, Passage(chunk, 1.0, 1), "A quote.") for m in (1, 2, 3))
+    rows = (
+        CaseRow(PAYLOAD.format("case"), PAYLOAD.format("point 1"), (1,)),
+        CaseRow("", "A point from no case study.", (2,)),
+        CaseRow("RAID", "For example, RAID: it spread.", (3,)),
+    )
+    heading = PAYLOAD.format("heading")
+    return Answer(
+        question="How?",
+        text="the answer's text",
+        citations=citations,
+        passages=(citations[0].passage,),
+        sentences=(AnswerSentence(heading, (1, 2, 3)), *(AnswerSentence(r.text, r.markers) for r in rows)),
+        route=route,
+        heading=heading,
+        rows=rows,
+        notes=("Answered from the guidance map.",),
+    )
+
+
+def test_a_guidance_answer_is_its_heading_and_points_each_with_its_case_study():
+    bubble = render_answer_markdown(_guidance_answer())
+    assert "<script" not in bubble and "answer's text" not in bubble
+    assert bubble.split("\n") == [
+        ESCAPED.format("heading"),
+        "",
+        f"- <strong>{ESCAPED.format('case')}</strong>: {ESCAPED.format('point 1')}<sup class='cite-marker'>[1]</sup>",
+        "- A point from no case study.<sup class='cite-marker'>[2]</sup>",
+        "- For example, RAID: it spread.<sup class='cite-marker'>[3]</sup>",  # names its case already
+        "",
+        "<em>Answered from the guidance map.</em>",
+    ]
+    # a catalogue row names its case itself: the same rows there carry no label
+    catalogue = render_answer_markdown(_guidance_answer(route="catalogue"))
+    assert "<strong>" not in catalogue and f"- {ESCAPED.format('point 1')}<sup" in catalogue
+
+
+def _theme(text: str = "{}"):
+    from advisor.guidance import GuidancePoint, Theme
+
+    points = tuple(
+        GuidancePoint(
+            quote=text.format(f"quote {i}"),
+            source="r.txt",
+            section=text.format(f"section {i}"),
+            line=10 + i,
+            point=text.format(f"point {i}"),
+            audiences=("adopters",),
+            stages=("scaling",),
+            cases=(text.format("case"),) if i == 0 else (),
+        )
+        for i in range(2)
+    )
+    return Theme(
+        id="a-theme",
+        title=text.format("title"),
+        statement=text.format("statement"),
+        audiences=("adopters", "commissioners"),
+        stages=("before-pilot", "scaling"),
+        points=points,
+        cases=(text.format("case"), "RAID"),
+    )
+
+
+def test_the_guidance_tab_shows_each_point_with_its_passage_escaped():
+    from advisor.types import Chunk
+    from advisor.web.render import render_guidance
+
+    theme = _theme(PAYLOAD)
+    first = theme.points[0]
+    chunk = Chunk(
+        id="c1",
+        doc_id="r.txt",
+        text=f"Before.\n{first.quote}\nAfter.",
+        meta={"title": "The <i>report</i>", "page": 7},
+    )
+    markup = render_guidance(
+        [theme], {(first.source, first.quote): chunk}, 5, "commissioners", "before-pilot"
+    )
+    assert "<script" not in markup and "<i>" not in markup
+    assert (
+        "1 of 5 themes, 2 quoted points for commissioners and system leaders at the stage before a pilot."
+        in markup
+    )
+    assert (
+        f"<span class='title'>{ESCAPED.format('title')}</span> <span class='where'>2 points</span>" in markup
+    )
+    assert (
+        "<b>For</b> adopters, commissioners and system leaders · <b>Stages</b> before a pilot, scaling"
+        in markup
+    )
+    assert f"<b>Case studies that show it:</b> {ESCAPED.format('case')}, RAID</p>" in markup
+    where = f"The &lt;i&gt;report&lt;/i&gt; · {ESCAPED.format('section 0')} · line 10 · p. 7 · case study: {ESCAPED.format('case')}"
+    assert f"<span class='where'>{where}</span>" in markup
+    passage = f"Before.\n<mark>{ESCAPED.format('quote 0')}</mark>\nAfter."
+    assert f"<div class='passage'>{passage}</div></details>" in markup  # one click away
+    # a point whose quote the index does not hold says so instead of opening onto nothing
+    assert markup.count("<details class='cite'>") == 1
+    assert f"r.txt · {ESCAPED.format('section 1')} · line 11</span>" in markup
+    assert "This quote is not in the current index" in markup
+
+
+def test_the_guidance_labels_name_every_audience_and_stage():
+    from advisor.guidance import AUDIENCES, STAGES
+    from advisor.web.render import AUDIENCE_LABELS, STAGE_LABELS
+
+    assert tuple(AUDIENCE_LABELS) == AUDIENCES and tuple(STAGE_LABELS) == STAGES
