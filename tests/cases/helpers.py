@@ -120,6 +120,8 @@ CHAMPIONS = {
     "Florence (Flo)",
     "Implantable Cardioverter-Defibrillators (ICDs)",
     "RAID",
+    "Schwartz Rounds (Point of Care Foundation)",
+    "Macmillan Cancer Nurse Specialists",
 }
 NATIONAL_PROGRAMME = {
     "KardiaMobile",
@@ -169,11 +171,12 @@ DIGITAL_IN_PRIMARY_CARE = {
 NICE = {
     "KardiaMobile",
     "DAFNE",
+    "ERAS",
     "High-sensitivity troponin testing",
     "Implantable Cardioverter-Defibrillators (ICDs)",
     "IAPT",
 }
-FUNDING_ENDED = {"Altogether Better", "ERAS+", "ERAS", "Florence (Flo)", "Macmillan Cancer Nurse Specialists"}
+FUNDING_ENDED = {"Altogether Better", "ERAS", "Florence (Flo)", "Macmillan Cancer Nurse Specialists"}
 AHSN_SUPPORT = {
     "KardiaMobile",
     "my mhealth (myCOPD)",
