@@ -6,9 +6,9 @@ from advisor.corpus import discover_files
 from advisor.guidance.coverage import ADVICE_SECTIONS, coverage
 from tests.conftest import CORPUS
 
-# measured on this map: 288 of 443 advice paragraphs quoted (the rest are mostly introductions,
-# descriptions and figure text, or restate advice quoted elsewhere)
-MIN_COVERED = 0.65
+# measured on this map: 358 of 440 advice paragraphs quoted (the rest are introductions,
+# summaries and lead-ins, case descriptions, a footnote, or repeat advice quoted elsewhere)
+MIN_COVERED = 0.81
 
 
 def test_every_advice_section_is_found_and_mostly_quoted(guidance_map):
