@@ -48,6 +48,15 @@ CLASSES = ("other", "list", "like", "advice")  # advice feeds the guidance route
 MAX_SPAN_WORDS = 4
 # The settings `fit` writes beside the coefficients (these are the defaults before any fit).
 DEFAULT_THRESHOLD = 0.5  # a question is read as asking for cases above this probability
+# A question asking for cases asks for all of them when its asking text is this close to a
+# description of the catalogue itself ("list all the case studies": 0.85, "what case studies are
+# there?": 0.76, "which innovations failed to spread?": 0.31); set by hand on wordings of our own,
+# and `advisor calibrate --what cases` lists the dev rows read this way (`read_as_every_case`).
+ALL_CASES_TEXT = "all the case studies in the reports"
+ALL_CASES_SIMILARITY = 0.75
+# A span this close to it names the catalogue itself ("case studies": 0.74; "cases" 0.52,
+# "published studies" 0.56): the question's frame, never a condition, nor any span inside it.
+FRAME_SIMILARITY = 0.7
 
 _SPAN_CACHE = 20000  # span embeddings remembered (about 30 MB at most)
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9&+'’-]*")
@@ -221,6 +230,7 @@ CONDITION_FEATURES = (
     "description_similarity",
     "span_commonness",
     "span_words",
+    "frame_similarity",  # how close the span is to the catalogue itself ("the case studies")
 )
 
 
@@ -287,6 +297,7 @@ class ValueMatcher:
         self._texts: list[tuple[str, str, str]] | None = None  # (field, value, text)
         self._matrix: np.ndarray | None = None
         self._descriptions: dict[tuple[str, str], np.ndarray] = {}
+        self._frame = np.zeros(0, dtype=np.float32)
         self._cache: dict[str, np.ndarray] = {}
 
     def _ensure(self) -> tuple[list[tuple[str, str, str]], np.ndarray]:
@@ -298,7 +309,8 @@ class ValueMatcher:
                         for text in dict.fromkeys((value, term.description, *term.synonyms, *term.generic)):
                             if text:
                                 texts.append((field_name, value, text))
-                matrix = self.embedder.encode([t for _, _, t in texts])
+                matrix = self.embedder.encode([t for _, _, t in texts] + [ALL_CASES_TEXT])
+                matrix, self._frame = matrix[:-1], matrix[-1]
                 self._descriptions = {
                     (f, v): matrix[i]
                     for i, (f, v, t) in enumerate(texts)
@@ -323,7 +335,12 @@ class ValueMatcher:
         if not spans:
             return []
         texts, matrix = self._ensure()
-        span_sims = self._encode([s for s, _ in spans]) @ matrix.T  # (spans, value texts)
+        span_vectors = self._encode([s for s, _ in spans])
+        span_sims = span_vectors @ matrix.T  # (spans, value texts)
+        frame = span_vectors @ self._frame  # the question's frame: spans naming the case studies
+        framed = {w for (_, (a, b)), f in zip(spans, frame) if f >= FRAME_SIMILARITY for w in range(a, b)}
+        in_frame = np.array([any(w in framed for w in range(a, b)) for _, (a, b) in spans])
+        span_sims[in_frame] = -1.0  # "case studies", and "studies" inside it
         text_sims = matrix @ np.asarray(vector, dtype=np.float32)  # (value texts,)
         best: dict[tuple[str, str], tuple[float, int, int]] = {}  # value -> (similarity, span, text)
         best_text: dict[tuple[str, str], float] = {}
@@ -349,6 +366,7 @@ class ValueMatcher:
                         "description_similarity": float(self._descriptions[(f, v)] @ vector),
                         "span_commonness": max(word_share.get(w, 0.0) for w in words),
                         "span_words": float(len(words)),
+                        "frame_similarity": float(frame[i]),
                     },
                 )
             )
@@ -419,6 +437,7 @@ class QuestionReader:
         self.embedder = embedder
         self.model = model
         self._cases = cases
+        self._all_cases: np.ndarray | None = None
         self._names = _name_patterns(cases)
         self._values = ValueMatcher(vocabulary, embedder) if embedder is not None else None
 
@@ -459,14 +478,22 @@ class QuestionReader:
             )
         if names:
             return Reading(p, names=names, reason="a question about one named case")
+        scene = asked is not None
         asked = asked or question
+        if self._all_cases_similarity(vector) >= ALL_CASES_SIMILARITY:
+            kind = "count" if answer_type(asked) == "number" else "list"
+            return Reading(p, names=names, query=CaseQuery(kind), reason="asks for every case")
         if self.model.conditions is None:
             return Reading(
                 p, reason="the question model has no condition model: run `advisor calibrate --what cases`"
             )
-        asked_vector = vector
-        candidates = self._values.candidates(asked, asked_vector, self.model.conditions.word_share)
-        conditions = self.model.conditions.choose(candidates)
+        shares = self.model.conditions.word_share
+        conditions = self.model.conditions.choose(self._values.candidates(asked, vector, shares))
+        if not conditions and scene:
+            # "We're becoming a social enterprise. Did any of the cases go down that route?": the
+            # asking sentence points back at the scene, so the whole question is read
+            whole = self.embedder.encode([question])[0]
+            conditions = self.model.conditions.choose(self._values.candidates(question, whole, shares))
         if not conditions:
             return Reading(p, reason="asks for cases by something the catalogue does not record")
         tags: dict[str, set[str]] = {}
@@ -476,6 +503,11 @@ class QuestionReader:
         kind = "count" if answer_type(asked) == "number" else "list"
         query = CaseQuery(kind, tags={f: frozenset(v) for f, v in tags.items()}, any_of=any_of)
         return Reading(p, tuple(conditions), names, query, reason="asks for cases with recorded values")
+
+    def _all_cases_similarity(self, vector: np.ndarray) -> float:
+        if self._all_cases is None:
+            self._all_cases = self.embedder.encode([ALL_CASES_TEXT])[0]
+        return float(np.asarray(vector, dtype=np.float32) @ self._all_cases)
 
     def candidates(self, question: str, word_share: dict[str, float]) -> list[Candidate]:
         """Every vocabulary value measured against the question's asking text (for fitting)."""

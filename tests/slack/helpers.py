@@ -9,7 +9,7 @@ from advisor.slack.blocks import MAX_BLOCKS, escape_mrkdwn
 from advisor.text import normalise_space
 from tests.conftest import CORPUS
 
-QUESTION = "How did the Against the Odds innovators persuade late adopters?"
+QUESTION = "How did KardiaMobile reach patients beyond the early adopters?"
 MY_INNOVATION = "a digital tool for primary care, a small company"
 ACK_SECONDS = 3.0
 
