@@ -278,9 +278,12 @@ class Advisor:
         # a list, count or comparison must pass the same coverage decision as a passage answer
         # ("which DTAC sections do suppliers fill in?" is not about the case studies); a
         # "cases like mine" description has its own refusal when no case is like it
-        if asks_cases and (
-            reading.query.kind == "like" or self.extractive.covers(question, query, query_vector, passages)
-        ):
+        gate = self.settings.route_coverage_gate
+
+        def covered() -> bool:
+            return not gate or self.extractive.covers(question, query, query_vector, passages)
+
+        if asks_cases and (reading.query.kind == "like" or covered()):
             listed = catalogue.answer_reading(question, reading, self.index, filters)
         if listed is None and use_guidance and self.guidance is not None:
             advice = reading.probabilities.get("advice", 0.0) if reading is not None else 0.0
