@@ -285,7 +285,9 @@ class Advisor:
 
         if asks_cases and (reading.query.kind == "like" or covered()):
             listed = catalogue.answer_reading(question, reading, self.index, filters)
-        if listed is None and use_guidance and self.guidance is not None:
+        names_case = reading is not None and bool(reading.names)
+        # a question naming a catalogued case is about that case: its passages answer it, not the map
+        if listed is None and use_guidance and self.guidance is not None and not names_case:
             advice = reading.probabilities.get("advice", 0.0) if reading is not None else 0.0
             # a follow-up is matched as its standalone query ("and for commissioners?")
             routed = self.guidance.decide(query_vector, advice)

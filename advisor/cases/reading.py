@@ -4,7 +4,7 @@ Two steps, neither keyed to wordings:
 
 1. **Does it ask for cases?** `CaseQuestionModel`, a logistic regression fit on the dev split
    over the embedding of the question's asking sentences (the ones ending in "?" when others
-   set the scene) (`advisor/models/case_questions.json`, written by
+   set the scene) and their answer type (`advisor.question.answer_type`, one-hot) (`advisor/models/case_questions.json`, written by
    `advisor calibrate --what cases`), gives the chance that the question asks for a list of
    case studies (`list`), for cases like the asker's own (`like`), or for something else
    (`other`, answered from the guidance map or the passages).
@@ -44,6 +44,8 @@ from advisor.question import answer_type, asking_text, stop_words
 log = logging.getLogger(__name__)
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "models" / "case_questions.json"
+ANSWER_TYPES = ("how", "list", "yes_no", "number", "who", "date", "amount")  # advisor.question.answer_type
+LIST_TYPES = frozenset({"list", "yes_no", "number", "who"})  # the answer types of a request for cases
 CLASSES = ("other", "list", "like", "advice")  # advice feeds the guidance route, not the catalogue
 MAX_SPAN_WORDS = 4
 # The settings `fit` writes beside the coefficients (these are the defaults before any fit).
@@ -201,6 +203,14 @@ def fit(
         "c_trials": {str(t[2]): round(t[0], 4) for t in trials},
         "cross_validated": {"accuracy": round(float((chosen == y).mean()), 4), "classes": per_class},
     }, oof
+
+
+def question_features(asked: str, vector: np.ndarray) -> np.ndarray:
+    """What the question model reads: the asking text's embedding and its answer type (one-hot:
+    "how did innovators persuade late adopters?" is a how question, not a request for a list)."""
+    kind = answer_type(asked)
+    onehot = np.array([float(kind == t) for t in ANSWER_TYPES], dtype=np.float32)
+    return np.concatenate([np.asarray(vector, dtype=np.float32), onehot])
 
 
 def _decide(probabilities: np.ndarray, threshold: float) -> np.ndarray:
@@ -464,13 +474,18 @@ class QuestionReader:
         asked = asking_text(question)
         if asked is not None or vector is None:
             vector = self.embedder.encode([asked or question])[0]
-        p = self.model.probabilities(vector)
+        p = self.model.probabilities(question_features(asked or question, vector))
         names = self._names_in(question)
         kind = max(("list", "like"), key=lambda k: p[k])
         if p[kind] < self.model.threshold:
             return Reading(p, names=names, reason="not a question across cases")
         if kind == "like":
             return Reading(p, names=names, query=CaseQuery("like", text=question), reason="cases like mine")
+        if answer_type(asked or question) not in LIST_TYPES:
+            # "How did innovators persuade late adopters?", "What funding helps innovations spread?":
+            # the grammar asks how or what, not which cases (on dev 66 of 70 questions across cases
+            # ask which / whether / how many / who; most other questions ask how or what)
+            return Reading(p, names=names, reason="asks how or what, not which cases")
         compared = self._compared(question)
         if compared:
             return Reading(

@@ -49,13 +49,12 @@ def fit_case_questions(advisor, items) -> dict:
     import numpy as np
 
     from advisor.cases.reading import CaseQuestionModel, fit, fit_conditions, word_shares
-    from advisor.question import asking_text
 
     catalogue = advisor.case_catalogue.current
     if catalogue is None:
         raise AdvisorError(f"the case-study catalogue did not load: {advisor.case_catalogue.error}")
     rows = [i for i in items if i.kind]
-    asked = advisor.embedder.encode([asking_text(i.user_input) or i.user_input for i in rows])
+    asked = _question_features(advisor, rows)
     labels = [CASE_KINDS.get(i.kind, "other") for i in rows]
     doc, _ = fit(asked, labels)
     shares = word_shares([i.user_input for i in rows])
@@ -97,6 +96,18 @@ def fit_case_questions(advisor, items) -> dict:
     return doc
 
 
+def _question_features(advisor, rows):
+    """The question model's features of each row (`advisor.cases.reading.question_features`)."""
+    import numpy as np
+
+    from advisor.cases.reading import question_features
+    from advisor.question import asking_text
+
+    asked = [asking_text(i.user_input) or i.user_input for i in rows]
+    vectors = advisor.embedder.encode(asked)
+    return np.stack([question_features(a, v) for a, v in zip(asked, vectors)])
+
+
 def _targets(item) -> set[tuple[str, str]]:
     """The (field, value) pairs a row says it asks about; combined ones are joined by "+"."""
     target = item.target
@@ -136,7 +147,6 @@ def fit_guidance_route(advisor, items) -> dict:
     from advisor.cases.reading import fit
     from advisor.evaluation.metrics import evidence_hit
     from advisor.guidance.matching import RouteModel, fit_route
-    from advisor.question import asking_text
 
     guidance = advisor.guidance
     if guidance is None or guidance.reload() is None:
@@ -145,8 +155,9 @@ def fit_guidance_route(advisor, items) -> dict:
         )
     labelled = [i for i in items if i.kind]
     # the chance each row asks for advice, from question models fit without that row (5-fold)
-    asked = advisor.embedder.encode([asking_text(i.user_input) or i.user_input for i in labelled])
-    _, held_out = fit(asked, [CASE_KINDS.get(i.kind, "other") for i in labelled])
+    _, held_out = fit(
+        _question_features(advisor, labelled), [CASE_KINDS.get(i.kind, "other") for i in labelled]
+    )
     rows, labels, kinds, map_hits, passage_hits = [], [], [], [], []
     for item, advice in zip(labelled, held_out[:, 3]):
         vector = advisor.embedder.encode([item.user_input])[0]

@@ -166,7 +166,9 @@ def test_the_asking_sentence_is_read_not_the_scene_setting(advisor_catalogue):
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("question", ["list all the case studies", "What case studies do the reports cover?"])
+@pytest.mark.parametrize(
+    "question", ["list all the case studies", "Which case studies do the reports cover?"]
+)
 def test_a_question_for_the_catalogue_itself_lists_every_case(advisor_catalogue, question):
     reading = _stub(advisor_catalogue, "list").reading(question)
     assert reading.reason == "asks for every case" and reading.query == CaseQuery("list")
@@ -217,12 +219,9 @@ def test_the_fitted_model_reads_questions_across_cases(advisor_catalogue, questi
         "Should I set up a spin-out to spread my innovation?",
         "What should a private company know about selling to the NHS?",
         "Which innovations failed to spread?",  # asks for cases by what the catalogue does not record
-        pytest.param(
-            "How did the Against the Odds innovators persuade late adopters?",
-            marks=pytest.mark.xfail(
-                strict=True, reason="read as a list (p 1.0) with the condition 'evidence'"
-            ),
-        ),
+        # the model gives "list" 1.0; the grammar (a how question) keeps it off the catalogue
+        "How did the Against the Odds innovators persuade late adopters?",
+        "What funding helps innovations spread?",
     ],
 )
 def test_the_fitted_model_leaves_other_questions_to_the_passages(advisor_catalogue, question):

@@ -44,7 +44,7 @@ def test_unsigned_or_replayed_requests_are_rejected(slack, case):
     if case == "body altered":
         good = slack.sender.verifier.generate_signature(timestamp=str(int(time.time())), body=body)
         status, _, _ = slack.sender.post(
-            body.replace("persuade", "convince"), "application/json", signature=good
+            body.replace(QUESTION, QUESTION + " Please."), "application/json", signature=good
         )
     else:
         status, _, _ = sender.post(body, "application/json", **kwargs)
