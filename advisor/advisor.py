@@ -268,40 +268,45 @@ class Advisor:
         self._require_index()
         self._refresh_if_republished()
         vector = self.embedder.encode([question])[0]
-        query, query_vector, passages = self.search(question, history, filters, k, question_vector=vector)
+        searched: list[tuple[str, Any, list[Passage]]] = []  # retrieved once, when first needed
+
+        def search() -> tuple[str, Any, list[Passage]]:
+            if not searched:
+                searched.append(self.search(question, history, filters, k, question_vector=vector))
+            return searched[0]
+
+        def covered() -> bool:
+            return self.extractive.covers(question, *search())
+
         catalogue = self.case_catalogue.current
         reading = catalogue.reading(question, vector) if catalogue is not None else None
         listed = None
         asks_cases = (
             use_catalogue and catalogue is not None and reading is not None and reading.query is not None
         )
-        # a list, count or comparison must pass the same coverage decision as a passage answer
-        # ("which DTAC sections do suppliers fill in?" is not about the case studies); a
-        # "cases like mine" description has its own refusal when no case is like it
-        gate = self.settings.route_coverage_gate
-
-        def covered() -> bool:
-            return not gate or self.extractive.covers(question, query, query_vector, passages)
-
-        if asks_cases and (reading.query.kind == "like" or covered()):
+        # with `route_coverage_gate`, a list, count or comparison must also pass the coverage
+        # decision ("which DTAC sections do suppliers fill in?" is not about the case studies);
+        # a "cases like mine" description has its own refusal when no case is like it
+        if asks_cases and (
+            reading.query.kind == "like" or not self.settings.route_coverage_gate or covered()
+        ):
             listed = catalogue.answer_reading(question, reading, self.index, filters)
-        names_case = reading is not None and bool(reading.names)
         # a question naming a catalogued case is about that case: its passages answer it, not the map
+        names_case = reading is not None and bool(reading.names)
         if listed is None and use_guidance and self.guidance is not None and not names_case:
             advice = reading.probabilities.get("advice", 0.0) if reading is not None else 0.0
-            # a follow-up is matched as its standalone query ("and for commissioners?")
+            # a follow-up is matched as its standalone query ("and for commissioners?"); a guidance
+            # answer always passes the coverage decision, whatever `route_coverage_gate` says
+            _, query_vector, _ = search()
             routed = self.guidance.decide(query_vector, advice)
-            if (
-                routed is not None
-                and routed.routed
-                and self.extractive.covers(question, query, query_vector, passages)
-            ):
-                listed = self.guidance.answer(question, query_vector, self.index, filters, advice, force=True)
+            if routed is not None and routed.routed and covered():
+                listed = self.guidance.answer(question, query_vector, self.index, filters, routed=routed)
         if listed is not None:
             yield listed.text
             elapsed = (time.perf_counter() - t0) * 1000
             yield _with_timings(listed, {"retrieve": elapsed, "answer": 0.0, "total": elapsed})
             return
+        query, query_vector, passages = search()
         t1 = time.perf_counter()
         if self.llm_answerer is not None:
             answer = None

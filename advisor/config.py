@@ -86,9 +86,9 @@ class Settings(BaseSettings):
     case_question_model: Path | None = Path(__file__).parent / "models" / "case_questions.json"
     guidance_route_model: Path | None = Path(__file__).parent / "models" / "guidance_route.json"
     guidance_points: int = Field(4, ge=1, le=8)  # points a guidance answer quotes from its theme
-    # whether catalogue lists and guidance answers must also pass the passages' coverage decision;
-    # off (dev): on it refused 8 more questions across cases (case recall 0.868 -> 0.754) and no
-    # more out-of-scope ones
+    # whether catalogue lists must also pass the passages' coverage decision (guidance answers
+    # always do); off (dev): on it refused 8 more questions across cases (case recall 0.868 ->
+    # 0.754) and no more out-of-scope ones
     route_coverage_gate: bool = False
 
     # --- LLM path

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from advisor import linear
 from advisor.cases.model import CaseQuery, CaseStudy
 from advisor.cases.vocabulary import Vocabulary
 from advisor.question import answer_type, asking_text, stop_words
@@ -259,16 +260,10 @@ class ConditionModel:
 
     @classmethod
     def load_document(cls, doc: dict[str, Any]) -> ConditionModel:
-        if tuple(doc["features"]) != CONDITION_FEATURES:
-            raise ValueError(f"condition features {doc['features']}, expected {CONDITION_FEATURES}")
-        coef = np.asarray(doc["coefficients"], dtype=np.float64)
-        mean = np.asarray(doc["mean"], dtype=np.float64)
-        scale = np.asarray(doc["scale"], dtype=np.float64)
-        if not (coef.shape == mean.shape == scale.shape == (len(CONDITION_FEATURES),)) or np.any(scale <= 0):
-            raise ValueError("condition coefficients or standardisation do not match the features")
+        coef, intercept, mean, scale = linear.read_logistic(doc, CONDITION_FEATURES, "condition ")
         return cls(
             coef,
-            float(doc["intercept"]),
+            intercept,
             mean,
             scale,
             float(doc["threshold"]),
@@ -277,8 +272,9 @@ class ConditionModel:
         )
 
     def probability(self, candidate: Candidate) -> float:
-        x = (np.array([candidate.features[f] for f in CONDITION_FEATURES]) - self.mean) / self.scale
-        return float(1.0 / (1.0 + np.exp(-(self.coef @ x + self.intercept))))
+        return linear.probability(
+            candidate.features, CONDITION_FEATURES, self.coef, self.intercept, self.mean, self.scale
+        )
 
     def choose(self, candidates: list[Candidate]) -> list[Condition]:
         """The likeliest values above the threshold, spans not overlapping, at most `max_conditions`."""
@@ -397,20 +393,11 @@ def fit_conditions(
     candidates: Sequence[list[Candidate]], targets: Sequence[set[tuple[str, str]]]
 ) -> dict[str, Any]:
     """Fit the condition model on dev rows: each row's candidates, labelled by its target values."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.array([[c.features[f] for f in CONDITION_FEATURES] for row in candidates for c in row])
-    y = np.array([int((c.field, c.value) in t) for row, t in zip(candidates, targets) for c in row])
-    scaler = StandardScaler().fit(x)
-    model = LogisticRegression(class_weight="balanced", max_iter=3000).fit(scaler.transform(x), y)
+    rows = [c.features for row in candidates for c in row]
+    y = [int((c.field, c.value) in t) for row, t in zip(candidates, targets) for c in row]
     return {
-        "features": list(CONDITION_FEATURES),
-        "coefficients": [round(float(v), 6) for v in model.coef_[0]],
-        "intercept": round(float(model.intercept_[0]), 6),
-        "mean": [float(v) for v in scaler.mean_],
-        "scale": [float(v) for v in scaler.scale_],
-        "pairs": {"rows": len(candidates), "positive": int(y.sum()), "negative": int((1 - y).sum())},
+        **linear.fit_logistic(rows, y, CONDITION_FEATURES),
+        "pairs": {"rows": len(candidates), "positive": sum(y), "negative": len(y) - sum(y)},
     }
 
 
@@ -472,6 +459,7 @@ class QuestionReader:
             return Reading({}, reason="no question model or embedder: questions are not read as across cases")
         assert self.model is not None and self._values is not None
         asked = asking_text(question)
+        whole = vector  # the whole question's embedding, when the caller has it
         if asked is not None or vector is None:
             vector = self.embedder.encode([asked or question])[0]
         p = self.model.probabilities(question_features(asked or question, vector))
@@ -507,7 +495,8 @@ class QuestionReader:
         if not conditions and scene:
             # "We're becoming a social enterprise. Did any of the cases go down that route?": the
             # asking sentence points back at the scene, so the whole question is read
-            whole = self.embedder.encode([question])[0]
+            if whole is None:
+                whole = self.embedder.encode([question])[0]
             conditions = self.model.conditions.choose(self._values.candidates(question, whole, shares))
         if not conditions:
             return Reading(p, reason="asks for cases by something the catalogue does not record")

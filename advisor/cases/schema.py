@@ -29,13 +29,13 @@ from pydantic import (
 
 from advisor.cases.model import FIELDS, TAG_FIELDS, Term
 from advisor.errors import CatalogueError
+from advisor.validation import field_problem, message
 
 MIN_QUOTE_WORDS = 3
 MAX_REPORTED = 10  # problems listed in one error; the rest are counted
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1)]
 Value = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
-_MISSING = {"missing", "string_too_short", "too_short"}  # absent, empty text or empty list
 
 
 class _Entry(BaseModel):
@@ -137,7 +137,7 @@ def _catalogue_problem(error: Any, data: Any, file_name: str) -> str:
     if not rest:
         if kind == "model_type":
             return f"{where}: expected a mapping with name, source, section and evidence"
-        return f"{where}: {_message(error)}"
+        return f"{where}: {message(error)}"
     if rest[0] == "evidence" and len(rest) > 1:
         item = entry["evidence"][rest[1]]
         if not isinstance(item, dict):
@@ -145,11 +145,11 @@ def _catalogue_problem(error: Any, data: Any, file_name: str) -> str:
         where = evidence_location(where, rest[1] + 1, item.get("field"))
         rest = rest[2:]
         if not rest or kind == "value_error":
-            return f"{where}: {_message(error)}"
-        return f"{where}: {_field_problem(rest, error)}"
+            return f"{where}: {message(error)}"
+        return f"{where}: {field_problem(rest, error)}"
     if kind == "value_error":
-        return f"{where}: {_message(error)}"
-    return f"{where}: field {_field_problem(rest, error)}"
+        return f"{where}: {message(error)}"
+    return f"{where}: field {field_problem(rest, error)}"
 
 
 # ---- the vocabularies ----------------------------------------------------------------------
@@ -206,26 +206,10 @@ def _vocabulary_problem(error: Any, file_name: str) -> str:
     where = f"{file_name}: {loc[0]} value {loc[1]!r}"
     if len(loc) == 2 or kind == "model_type":
         return f"{where}: expected description and synonyms"
-    return f"{where}: {_field_problem(loc[2:], error)}"
+    return f"{where}: {field_problem(loc[2:], error)}"
 
 
 # ---- messages --------------------------------------------------------------------------
-def _message(error: Any) -> str:
-    """Pydantic's message, or the text of a validator's own ValueError."""
-    if error["type"] == "value_error":
-        return str(error["ctx"]["error"])
-    return error["msg"]
-
-
-def _field_problem(path: tuple, error: Any) -> str:
-    """The field named, then what is wrong: "'source' is missing or empty", "'year': Input should be ..."."""
-    name = path[0]
-    inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1:])
-    if error["type"] in _MISSING and not inner:
-        return f"{name!r} is missing or empty"
-    return f"{name!r}{inner}: {_message(error)}"
-
-
 def _report(problems: list[str]) -> str:
     """The problems, one a line, the first ones only when there are many."""
     problems = list(dict.fromkeys(problems))

@@ -213,6 +213,14 @@ def fit_guidance_route(advisor, items) -> dict:
     return doc
 
 
+def _write(doc: dict, target: Path, set_file: Path) -> Path:
+    """Write a fitted model's document, noting the split it was fit on."""
+    doc["fitted_on"] = str(set_file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return target
+
+
 def calibrate_command(
     set_file: Path = typer.Option(Path("eval_sets/dev.jsonl"), "--set", help="The split to fit on (dev)."),
     out: Path = typer.Option(MODEL_FILE, "--out", help="Where the model goes."),
@@ -244,11 +252,8 @@ def calibrate_command(
         if what == "guidance":
             from advisor.guidance.matching import MODEL_FILE as ROUTE_FILE
 
-            target = ROUTE_FILE if out == MODEL_FILE else out
             doc = fit_guidance_route(advisor, loaded.items)
-            doc["fitted_on"] = str(set_file)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+            target = _write(doc, ROUTE_FILE if out == MODEL_FILE else out, set_file)
             chosen = next((c for c in doc["curve"] if c["threshold"] == doc["threshold"]), None)
             console.print(
                 f"fit on {doc['rows']}: threshold {doc['threshold']}; on dev {chosen}. Wrote {target}"
@@ -257,11 +262,8 @@ def calibrate_command(
         if what == "cases":
             from advisor.cases.reading import MODEL_FILE as CASES_FILE
 
-            target = CASES_FILE if out == MODEL_FILE else out
             doc = fit_case_questions(advisor, loaded.items)
-            doc["fitted_on"] = str(set_file)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+            target = _write(doc, CASES_FILE if out == MODEL_FILE else out, set_file)
             cv = doc["cross_validated"]
             console.print(
                 f"fit on {sum(doc['rows'].values())} rows of {set_file} {doc['rows']}: cross-validated "

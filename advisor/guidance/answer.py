@@ -107,11 +107,14 @@ class GuidanceAnswerer:
         filters: Filters | None = None,
         advice_probability: float = 0.0,
         force: bool = False,
+        routed: Routed | None = None,
     ) -> Answer | None:
-        """A cited answer from the map when the route decision says it fits (or `force`), else None."""
+        """A cited answer from the map when the route decision says it fits (or `force`), else None.
+
+        `routed`, a decision already taken for this vector, is used instead of deciding again."""
         if filters is not None and filters.case_studies:
             return None  # a question about chosen case studies: their passages answer it
-        routed = self.decide(vector, advice_probability)
+        routed = routed or self.decide(vector, advice_probability)
         if routed is None or not (routed.routed or force):
             return None
         anchors = self.anchors(index)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from advisor import linear
 from advisor.guidance.model import AUDIENCES, STAGES, GuidanceMap, GuidancePoint, Theme
 
 log = logging.getLogger(__name__)
@@ -172,16 +173,11 @@ class RouteModel:
 
     @classmethod
     def load_document(cls, doc: dict[str, Any]) -> RouteModel:
-        if tuple(doc["features"]) != FEATURES:
-            raise ValueError(f"features {doc['features']}, expected {FEATURES}")
-        coef, mean, scale = (np.asarray(doc[k], dtype=np.float64) for k in ("coefficients", "mean", "scale"))
-        if not (coef.shape == mean.shape == scale.shape == (len(FEATURES),)) or np.any(scale <= 0):
-            raise ValueError("coefficients or standardisation do not match the features")
-        return cls(coef, float(doc["intercept"]), mean, scale, float(doc["threshold"]), doc)
+        coef, intercept, mean, scale = linear.read_logistic(doc, FEATURES)
+        return cls(coef, intercept, mean, scale, float(doc["threshold"]), doc)
 
     def probability(self, features: dict[str, float]) -> float:
-        x = (np.array([features[f] for f in FEATURES]) - self.mean) / self.scale
-        return float(1.0 / (1.0 + np.exp(-(self.coef @ x + self.intercept))))
+        return linear.probability(features, FEATURES, self.coef, self.intercept, self.mean, self.scale)
 
     def routes(self, features: dict[str, float]) -> bool:
         return self.probability(features) >= self.threshold
@@ -190,21 +186,9 @@ class RouteModel:
 def fit_route(rows: Sequence[dict[str, float]], labels: Sequence[int]) -> dict[str, Any]:
     """Fit the route model (label 1: the map should answer) and return its JSON document;
     the caller sets the threshold (chosen on dev)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.array([[r[f] for f in FEATURES] for r in rows])
-    y = np.asarray(labels)
-    scaler = StandardScaler().fit(x)
-    scale = np.where(scaler.scale_ > 1e-9, scaler.scale_, 1.0)
-    model = LogisticRegression(class_weight="balanced", max_iter=3000).fit((x - scaler.mean_) / scale, y)
     return {
-        "features": list(FEATURES),
-        "coefficients": [round(float(v), 6) for v in model.coef_[0]],
-        "intercept": round(float(model.intercept_[0]), 6),
-        "mean": [float(v) for v in scaler.mean_],
-        "scale": [float(v) for v in scale],
-        "rows": {"positive": int(y.sum()), "negative": int((1 - y).sum())},
+        **linear.fit_logistic(rows, labels, FEATURES),
+        "rows": {"positive": int(sum(labels)), "negative": len(labels) - int(sum(labels))},
     }
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 
 from advisor.errors import GuidanceError
 from advisor.guidance.model import AUDIENCES, STAGES
+from advisor.validation import field_problem, message
 
 MIN_QUOTE_WORDS = 3
 THEME_ID = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -157,14 +158,12 @@ def _problem(error: Any, data: Any, file_name: str) -> str:
     if not isinstance(data, dict):
         return f"{file_name}: expected a mapping with a 'themes:' list"
     if not loc:  # the file as a whole, e.g. a theme id written twice
-        return f"{file_name}: {_message(error)}"
+        return f"{file_name}: {message(error)}"
     if loc[0] == "boundaries":
-        return (
-            f"{file_name}: boundaries {_field_problem(loc[1:], error) if len(loc) > 1 else _message(error)}"
-        )
+        return f"{file_name}: boundaries {field_problem(loc[1:], error) if len(loc) > 1 else message(error)}"
     if loc[0] != "themes" or len(loc) < 2:
         return (
-            f"{file_name}: {_message(error)}"
+            f"{file_name}: {message(error)}"
             if loc[0] != "themes"
             else f"{file_name}: expected a 'themes:' list"
         )
@@ -174,7 +173,7 @@ def _problem(error: Any, data: Any, file_name: str) -> str:
     if not rest:
         if error["type"] == "model_type":
             return f"{where}: expected a mapping with id, title, statement, audiences, stages and points"
-        return f"{where}: {_message(error)}"
+        return f"{where}: {message(error)}"
     if rest[0] == "points" and len(rest) > 1:
         item = entry["points"][rest[1]]
         if not isinstance(item, dict):
@@ -182,23 +181,7 @@ def _problem(error: Any, data: Any, file_name: str) -> str:
         where = point_location(where, rest[1] + 1, item.get("source"), item.get("line"))
         rest = rest[2:]
         if not rest:
-            return f"{where}: {_message(error)}"
+            return f"{where}: {message(error)}"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field {rest[0]!r}"
-    return f"{where}: {_field_problem(rest, error)}"
-
-
-def _message(error: Any) -> str:
-    """Pydantic's message, or the text of a validator's own ValueError."""
-    if error["type"] == "value_error":
-        return str(error["ctx"]["error"])
-    return error["msg"]
-
-
-def _field_problem(path: tuple, error: Any) -> str:
-    """The field named, then what is wrong: "'line' is missing", "'audiences'[0]: unknown audience ..."."""
-    name = path[0]
-    inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1:])
-    if error["type"] in {"missing", "string_too_short", "too_short"} and not inner:
-        return f"{name!r} is missing or empty"
-    return f"{name!r}{inner}: {_message(error)}"
+    return f"{where}: {field_problem(rest, error)}"

@@ -139,13 +139,13 @@ def sentence_line(s: AnswerSentence, limit: int = MAX_SECTION_CHARS - 120, lead:
     return line
 
 
-def _sections(paragraphs: list[str], limit: int = MAX_SECTION_CHARS) -> list[str]:
-    """Pack sentences into section texts of at most `limit` characters."""
+def _sections(paragraphs: list[str], limit: int = MAX_SECTION_CHARS, joiner: str = " ") -> list[str]:
+    """Pack sentences (or, with `joiner="\n"`, lines) into section texts of at most `limit` characters."""
     out: list[str] = []
     current = ""
     for p in paragraphs:
         p = clip(p, limit)
-        candidate = f"{current} {p}" if current else p
+        candidate = f"{current}{joiner}{p}" if current else p
         if len(candidate) > limit:
             out.append(current)
             current = p
@@ -380,23 +380,6 @@ GUIDANCE_HOW = (
 )
 
 
-def _line_sections(lines: list[str], limit: int = MAX_SECTION_CHARS) -> list[str]:
-    """Pack lines into section texts of at most `limit` characters, one line under another."""
-    out: list[str] = []
-    current = ""
-    for line in lines:
-        line = clip(line, limit)
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            out.append(current)
-            current = line
-        else:
-            current = candidate
-    if current:
-        out.append(current)
-    return out
-
-
 def guidance_line(row: CaseRow) -> str:
     """One point of a guidance answer: a bullet, its case study in bold (unless the text names it),
     the point and its markers."""
@@ -417,7 +400,9 @@ def render_guidance(answer: Answer, answer_id: str, notes: tuple[str, ...] = ())
     shortened, and say so) and sources that do not fit are counted.
     """
     head: list[Block] = [_section(escape_mrkdwn(answer.heading))] if answer.heading else []
-    points: list[Block] = [_section(t) for t in _line_sections([guidance_line(r) for r in answer.rows])]
+    points: list[Block] = [
+        _section(t) for t in _sections([guidance_line(r) for r in answer.rows], joiner="\n")
+    ]
     notes_blocks = _notes_blocks([*answer.notes, *notes])
     sources: list[Block] = [citation_block(c) for c in answer.citations]
     budget = MAX_BLOCKS - 1 - len(head) - len(notes_blocks)  # the actions block always comes last
@@ -447,7 +432,7 @@ def render_themes(themes: list[Theme]) -> dict[str, Any]:
     """The guidance map's themes, one a line (title in bold and its id), with how to ask about one."""
     head = _section(f"*What the reports advise, by theme* ({len(themes)} themes)")
     lines = [f"• *{escape_mrkdwn(t.title)}* `{escape_mrkdwn(t.id)}`" for t in themes]
-    body = [_section(t) for t in _line_sections(lines)]
+    body = [_section(t) for t in _sections(lines, joiner="\n")]
     how = _note_block(GUIDANCE_HOW)
     fallback = "What the reports advise, by theme: " + "; ".join(f"{t.title} ({t.id})" for t in themes)
     return _message(escape_mrkdwn(fallback), [head, *body[: MAX_BLOCKS - 2], how])
