@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # --- chunking
     chunk_words: int = 220
     chunk_overlap_words: int = 30
+    # a report longer than this (characters of text) is skipped with the reason: the largest
+    # report in the corpus is about 0.2 million; 50 MB of text would embed for ~40 minutes
+    max_file_chars: int = Field(2_000_000, ge=1000)
 
     # --- retrieval
     k: int = Field(5, ge=1, le=50)
@@ -123,6 +126,8 @@ class Settings(BaseSettings):
     ui_port: int = 7860
     ui_auth: str | None = None  # "user:password,user2:password2"
     ui_concurrency: int = 4
+    ui_login_attempts: int = Field(5, ge=1)  # failed logins per user name (and per address) ...
+    ui_login_window: float = Field(60.0, gt=0)  # ... within this many seconds, then refused until it passes
 
     # --- Slack: Slack's own variable names
     slack_bot_token: SecretStr | None = Field(
@@ -137,6 +142,8 @@ class Settings(BaseSettings):
     )
     slack_api_url: str | None = None  # ADVISOR_SLACK_API_URL; default Slack's own
     slack_workers: int = Field(4, ge=1, le=64)  # threads answering Slack questions after the ack
+    slack_max_body_bytes: int = Field(1_000_000, ge=1024)  # HTTP mode: larger requests get 413
+    slack_read_timeout: float = Field(10.0, gt=0)  # HTTP mode: a request not sent within this is dropped
 
     @property
     def index_dir(self) -> Path:

@@ -13,6 +13,10 @@ class IndexMissingError(AdvisorError):
     """No index has been built yet (run `advisor ingest`)."""
 
 
+class IndexDamagedError(AdvisorError):
+    """The index's files are damaged or unreadable; the message says how to rebuild it."""
+
+
 class IngestError(AdvisorError):
     """The corpus could not be ingested; the previous index keeps serving."""
 
