@@ -19,6 +19,7 @@ from advisor.errors import ConfigError
 from advisor.feedback import FeedbackStore
 from advisor.web.handlers import ANY, CASE_FILTERS, KEEP, LIKE_PICKERS, Explorer, PageHandlers
 from advisor.web.index_builder import IndexBuilder
+from advisor.web.login import ClientAddress, Login, LoginLimiter
 from advisor.web.render import GUIDANCE_HINT, LIKE_HINT, render_evidence, render_message
 
 log = logging.getLogger(__name__)
@@ -320,9 +321,20 @@ def build_ui(
 
 
 def serve(demo, settings: Settings, *, port: int | None = None, block: bool = True):
-    """Queue and serve a built app on loopback (or settings.ui_host) with our theme."""
+    """Queue and serve a built app on loopback (or settings.ui_host) with our theme and, when
+    ADVISOR_UI_AUTH is set, a rate-limited login (`advisor.web.login`)."""
     import gradio as gr
+    from starlette.middleware import Middleware
 
+    accounts = parse_auth(settings.ui_auth)
+    auth = notice = None
+    if accounts:
+        attempts, window = settings.ui_login_attempts, settings.ui_login_window
+        auth = Login(accounts, LoginLimiter(attempts, window))
+        notice = (
+            f"After {attempts} failed logins within {window:g} s for a user name, or from an address, "
+            f"it is refused for up to {window:g} s."
+        )
     demo.queue(default_concurrency_limit=settings.ui_concurrency, max_size=64)
     theme = gr.themes.Soft(
         font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
@@ -332,7 +344,9 @@ def serve(demo, settings: Settings, *, port: int | None = None, block: bool = Tr
         server_name=settings.ui_host,
         server_port=port or settings.ui_port,
         share=False,
-        auth=parse_auth(settings.ui_auth),
+        auth=auth,
+        auth_message=notice,  # the page's refusal is always "Incorrect credentials"
+        app_kwargs={"middleware": [Middleware(ClientAddress)]},  # the address for `Login`'s limit
         theme=theme,
         css=STYLE,
         ssr_mode=False,
