@@ -44,11 +44,15 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements/test.lock
 	$(PIP) install -q -r requirements/test.lock
 	touch $@
 
-# Debian's Chromium for the browser tests (Playwright cannot download its own here).
+# Debian's Chromium for the browser tests (Playwright cannot download its own here) and
+# PostgreSQL for the shared-database and replica tests (they start their own on loopback).
 system-test-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "Chromium missing: run 'sudo apt-get install chromium chromium-driver' (browser tests will be skipped)"; fi; \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="chromium chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Missing: run 'sudo apt-get install $$missing' (the browser and PostgreSQL tests need them)"; exit 1; fi; \
 	fi
 
 test: install-test lint
@@ -56,7 +60,7 @@ test: install-test lint
 
 # The fast tier: no model load, no browser, no servers (a minute or so); `make test` runs everything.
 test-fast: install-test lint
-	$(BIN)/python -m pytest -m "not model and not browser and not llm_server and not chroma_server"
+	$(BIN)/python -m pytest -m "not model and not browser and not llm_server and not chroma_server and not postgres and not replicas"
 
 lint: install-test
 	$(BIN)/ruff check .

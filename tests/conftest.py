@@ -29,10 +29,16 @@ MODEL_FIXTURES = frozenset(
 )
 
 
+POSTGRES_FIXTURES = frozenset({"postgres_url", "fresh_postgres"})
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if MODEL_FIXTURES & fixtures:
             item.add_marker(pytest.mark.model)
+        if POSTGRES_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.postgres)
 
 
 def free_port() -> int:
@@ -123,3 +129,30 @@ def fake_llm_advisor(built_advisor, built_settings, question: str, sleep: float 
     model = FakeListChatModel(responses=[f"{quote} [1] {INVENTED} [1]."], sleep=sleep)
     advisor = build_advisor(settings, embedder=built_advisor.embedder, chat_model=model)
     return advisor, settings, quote
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL on loopback for the session (Debian's initdb and pg_ctl in a temp folder)."""
+    from tests.services import postgres_missing, postgres_server
+
+    missing = postgres_missing()
+    if missing:
+        pytest.fail(f"PostgreSQL is needed for this test: {missing}")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url):
+    """A new, empty database in the session's PostgreSQL; its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

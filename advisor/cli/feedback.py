@@ -22,7 +22,7 @@ def feedback_export(
     with user_errors():
         from advisor.feedback import FeedbackStore, iter_verdicts
 
-        store = FeedbackStore(Settings().database_url)
+        store = FeedbackStore(Settings().database_url, read_only=True)
         if out is None:
             count = store.export(sys.stdout, fmt)
         else:

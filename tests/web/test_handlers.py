@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 
 import pytest
@@ -170,6 +171,37 @@ def test_rating_the_latest_answer(page):
     assert rated.status.startswith("Thank you: feedback #") and "(helpful)" in rated.status
     item = page.feedback.list()[-1]
     assert (item.verdict, item.comment, item.question) == ("up", "", QUESTION)
+
+
+def test_feedback_the_database_refuses_is_kept_and_the_user_told(page, tmp_path, monkeypatch):
+    """The database locked past its busy timeout (0.2 s here, 30 s in use): Gradio's generic
+    error and a lost comment before; now the rating is kept, the comment stays, and it is
+    stored once the database is free."""
+    import sqlite3
+
+    from advisor import db, feedback
+
+    monkeypatch.setattr(db, "SQLITE_BUSY_MS", 200)
+    monkeypatch.setattr(feedback, "RETRY_DELAYS", (0.2,))
+    page.feedback = FeedbackStore(
+        f"sqlite:///{tmp_path / 'locked.sqlite3'}", outbox=tmp_path / "feedback-outbox.jsonl"
+    )
+    last = list(page.ask(QUESTION, [], [], [], {}))[-1]
+    lock = sqlite3.connect(tmp_path / "locked.sqlite3", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        rated = page.rate_latest("down", "It missed the cost", last.answers)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert rated.status.startswith("The feedback database is busy") and "nothing is lost" in rated.status
+    assert rated.comment is KEEP  # the comment box keeps what the user wrote
+    page.feedback.outbox.retry_now()
+    deadline = time.monotonic() + 30
+    while page.feedback.outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    item = page.feedback.list()[-1]
+    assert (item.verdict, item.comment, item.question) == ("down", "It missed the cost", QUESTION)
 
 
 # ---- the library and the case studies ---------------------------------------------------
