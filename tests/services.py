@@ -134,3 +134,109 @@ def chroma_server(path: Path | None = None, timeout: float = 60.0) -> Iterator[s
         log_file.close()
         if path is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def advisor_env(**extra: str) -> dict[str, str]:
+    """This environment without ADVISOR_* and SLACK_* settings, offline, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADVISOR_", "SLACK_"))}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        ANONYMIZED_TELEMETRY="False",
+        GRADIO_ANALYTICS_ENABLED="False",
+        RAGAS_DO_NOT_TRACK="true",
+        NO_PROXY="localhost,127.0.0.1",
+        no_proxy="localhost,127.0.0.1",
+        **extra,
+    )
+    return env
+
+
+class AdvisorProcess:
+    """One advisor process (web page or Slack endpoint) with its log in its own folder."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], folder: Path, port: int) -> None:
+        self.name, self.port, self.folder = name, port, folder
+        self.log_path = folder / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(command, env=env, cwd=folder, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, ready, timeout: float = 300.0) -> None:
+        """Until `ready(self)`; RuntimeError with the log's tail if it exits or takes too long."""
+        deadline = time.monotonic() + timeout
+        while not ready(self):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not become ready:\n{self.log()[-3000:]}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def web_ready(process: AdvisorProcess) -> bool:
+    """The page answers its API description."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/gradio_api/info", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def slack_ready(process: AdvisorProcess) -> bool:
+    """`advisor slack --http` has printed its endpoint."""
+    return "Slack events endpoint" in process.log()
+
+
+def start_web(folder: Path, **settings: str) -> AdvisorProcess:
+    """`python app.py` on a free port, its data folder `folder` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = advisor_env(**settings, ADVISOR_DATA_DIR=str(folder), ADVISOR_UI_PORT=str(port))
+    root = Path(__file__).resolve().parent.parent
+    return AdvisorProcess(folder.name, [sys.executable, str(root / "app.py")], env, folder, port)
+
+
+def start_slack(folder: Path, **settings: str) -> AdvisorProcess:
+    """`advisor slack --http` on a free port, its data folder `folder` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = advisor_env(**settings, ADVISOR_DATA_DIR=str(folder))
+    command = [sys.executable, "-m", "advisor", "slack", "--http", "--port", str(port)]
+    return AdvisorProcess(folder.name, command, env, folder, port)
+
+
+def ingest_into(folder: Path, **settings: str) -> None:
+    """`advisor ingest` with these settings (e.g. ADVISOR_CHROMA_URL); RuntimeError on failure."""
+    result = subprocess.run(
+        [sys.executable, "-m", "advisor", "ingest"],
+        env=advisor_env(**settings, ADVISOR_DATA_DIR=str(folder)),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"advisor ingest failed:\n{result.stderr[-2000:]}")
+
+
+def new_database(server_url: str, prefix: str = "advisor") -> str:
+    """A new empty database on a PostgreSQL server; its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

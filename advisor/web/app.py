@@ -372,7 +372,7 @@ def launch(settings: Settings | None = None, *, block: bool = True):
     advisor = build_advisor(settings)
     builder = IndexBuilder(advisor)
     builder.start()
-    feedback = FeedbackStore(settings.database_url)
+    feedback = FeedbackStore.from_settings(settings)
     demo = build_ui(advisor, settings, feedback, builder)
     if advisor.ready:
         advisor.embedder.encode(["warm up"])  # load the model before the first question
