@@ -7,6 +7,7 @@ titled from its file name.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,19 +125,64 @@ class Manifest:
         return list(entry.running_headers) if entry else []
 
 
-def discover_files(paths: list[Path]) -> list[Path]:
-    """Every candidate report under the given folders (sorted; the corpus's own data files
-    excluded) and every file given by name."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class ReportFiles:
+    """The candidate reports found under some paths, and the entries passed over, with why."""
+
+    files: list[Path]
+    skipped: list[tuple[Path, str]]
+
+
+def find_reports(paths: list[Path]) -> ReportFiles:
+    """Every candidate report under the given folders (sorted; the corpus's own data files and
+    hidden entries excluded) and every file given by name.
+
+    No symbolic link inside a folder is followed, file or folder: one that leads outside the
+    folder would put another part of the disk in front of users (a link to /etc/passwd named
+    x.txt), and one that stays inside only names a file already read from its own place (or a
+    hidden one, kept out on purpose). Each link is passed over with a reason saying which kind
+    it is. A file named directly is read wherever it leads: the operator chose it.
+    """
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path)
-                hidden = any(part.startswith(".") for part in rel.parts)
-                data = child.name in _NOT_REPORTS or child.suffix.lower() in _DATA_SUFFIXES
-                if child.is_file() and not hidden and not data:
-                    found.append(child)
+            _walk(path, path.resolve(), files, skipped)
         elif path.is_file():
-            found.append(path)
-    return found
+            files.append(path)
+    return ReportFiles(files, skipped)
+
+
+def discover_files(paths: list[Path]) -> list[Path]:
+    """The candidate reports of `find_reports`, without the reasons for what it passed over."""
+    return find_reports(paths).files
+
+
+def _walk(folder: Path, root: Path, files: list[Path], skipped: list[tuple[Path, str]]) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        skipped.append((folder, f"folder cannot be read: {exc.strerror or exc}"))
+        return
+    for entry in entries:
+        child = folder / entry.name
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            skipped.append((child, _link_reason(child, root)))
+        elif entry.is_dir():
+            _walk(child, root, files, skipped)
+        elif entry.is_file() and not _is_data(child):
+            files.append(child)
+
+
+def _is_data(path: Path) -> bool:
+    return path.name in _NOT_REPORTS or path.suffix.lower() in _DATA_SUFFIXES
+
+
+def _link_reason(link: Path, root: Path) -> str:
+    target = Path(os.path.realpath(link))
+    if not target.is_relative_to(root):
+        return f"a symbolic link that leads outside the corpus folder {root}: links are not followed"
+    return f"a symbolic link (to {target.relative_to(root)}): links are not followed"

@@ -2,15 +2,18 @@
 
 Incremental: a document whose bytes (and the pipeline that chunks them) are unchanged is
 copied from the published generation, a changed one is re-chunked, a removed one is left
-out. A file that cannot be read is skipped with its reason; if an earlier version of it was
-indexed, that version is kept rather than lost. Nothing is published until the whole new
-generation is written, so an interrupted ingest leaves the previous index serving.
+out. A file that cannot be read, or is longer than `max_file_chars`, is skipped with its
+reason; if an earlier version of it was indexed, that version is kept rather than lost. A
+symbolic link in a corpus folder is never followed: it is skipped with its reason, and a report
+that has turned into one is removed from the index, not kept. Nothing is published until the
+whole new generation is written, so an interrupted ingest leaves the previous index serving.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +24,10 @@ import numpy as np
 from advisor.answer import QUOTABLE_WORDS
 from advisor.chunking import PIPELINE_VERSION, Chunker
 from advisor.config import Settings
-from advisor.corpus import Manifest, discover_files
+from advisor.corpus import Manifest, find_reports
 from advisor.embedding import LocalEmbeddings
 from advisor.errors import AdvisorError, IngestError
-from advisor.loaders import load_document
+from advisor.loaders import check_size, load_document
 from advisor.sentences import sentence_spans
 from advisor.store import ChromaStore, DocRecord
 from advisor.types import Chunk
@@ -114,7 +117,9 @@ class Ingestor:
             if not root.exists():
                 raise IngestError(f"No such file or folder: {root}")
         manifest = Manifest.load(self.settings.corpus_dir)
-        files = discover_files(roots)
+        found = find_reports(roots)
+        files = found.files
+        report.skipped.extend((str(path), reason) for path, reason in found.skipped)
         state = self.store.state()
         signature = self.signature()
         full = rebuild or state is None or state.signature != signature
@@ -132,9 +137,11 @@ class Ingestor:
                 continue
             seen.add(source)
             try:
+                check_size(path, self.settings.max_file_chars)  # before reading it to hash it
                 raw_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                report.skipped.append((str(path), f"cannot be read: {exc.strerror or exc}"))
+            except (OSError, AdvisorError) as exc:
+                reason = f"cannot be read: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+                report.skipped.append((str(path), reason))
                 self._keep_previous(source, old_docs, full, docs, keep, report)
                 continue
             old = old_docs.get(source)
@@ -145,7 +152,7 @@ class Ingestor:
                 progress("Reading reports", n, len(files))
                 continue
             try:
-                doc = load_document(path, manifest.info_for(path))
+                doc = load_document(path, manifest.info_for(path), self.settings.max_file_chars)
                 chunks = self.chunker.chunk(
                     doc, manifest.case_studies_for(source), manifest.running_headers_for(source)
                 )
@@ -165,6 +172,7 @@ class Ingestor:
             )
             (report.updated if old is not None else report.added).append(source)
             progress("Reading reports", n, len(files))
+        progress("Reading reports", len(files), len(files))  # done, even when the last was skipped
 
         for source, old in old_docs.items():
             if source in docs:
@@ -235,8 +243,6 @@ class Ingestor:
 
 
 def _is_under(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-        return True
-    except ValueError:
-        return False
+    # Where the file was found, not where a link there leads: a report replaced by a link out of
+    # the corpus is still the corpus's, and is removed rather than kept as if from elsewhere.
+    return Path(os.path.abspath(path)).is_relative_to(root)

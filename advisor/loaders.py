@@ -2,7 +2,9 @@
 
 Text and Markdown are read as UTF-8; PDFs through pypdf, page by page; HTML through
 BeautifulSoup with scripts, styles and navigation removed. Anything that cannot be read as a
-report raises `UnreadableFileError` with the reason, and the ingest skips it.
+report raises `UnreadableFileError` with the reason, and the ingest skips it; so does a report
+longer than the character cap (`Settings.max_file_chars`), told from its size on disk alone
+where that is enough.
 """
 
 from __future__ import annotations
@@ -20,27 +22,58 @@ from advisor.text import normalise_space
 from advisor.types import DocumentInfo, SourceDoc
 
 MAX_BYTES = 50 * 1024 * 1024
+_TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+# UTF-8 spends at most 4 bytes on a character (3 more on a byte-order mark), so a text file of
+# more bytes than this is over the cap whatever it holds. HTML markup and PDF streams say
+# nothing about the length of the text inside: those are measured after extraction.
+_MAX_BYTES_PER_CHAR = 4
 
 
-def load_document(path: Path, info: DocumentInfo) -> SourceDoc:
-    """Read one report file, or raise UnreadableFileError saying why it cannot be used."""
+def check_size(path: Path, max_chars: int | None = None) -> None:
+    """Raise UnreadableFileError when a file's size on disk alone rules it out, before it is read."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot be read: {exc.strerror or exc}") from exc
+    if size > MAX_BYTES:
+        raise UnreadableFileError(f"too large ({size // 1_000_000} MB; the limit is 50 MB)")
+    if (
+        max_chars is not None
+        and Path(path).suffix.lower() in _TEXT_SUFFIXES
+        and size > _MAX_BYTES_PER_CHAR * max_chars + 3
+    ):
+        raise UnreadableFileError(
+            f"too long: {size:,} bytes of text, so more than the limit of {max_chars:,} characters "
+            "(ADVISOR_MAX_FILE_CHARS)"
+        )
+
+
+def _too_long(chars: int, max_chars: int, where: str = "") -> UnreadableFileError:
+    return UnreadableFileError(
+        f"too long: {chars:,} characters of text{where}, over the limit of {max_chars:,} "
+        "(ADVISOR_MAX_FILE_CHARS)"
+    )
+
+
+def load_document(path: Path, info: DocumentInfo, max_chars: int | None = None) -> SourceDoc:
+    """Read one report file of at most `max_chars` characters of text (None: any length up to
+    MAX_BYTES), or raise UnreadableFileError saying why it cannot be used."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnreadableFileError(
             f"unsupported file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    check_size(path, max_chars)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise UnreadableFileError(f"cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_BYTES:
-        raise UnreadableFileError(f"too large ({len(raw) // 1_000_000} MB; the limit is 50 MB)")
     if not raw.strip():
         raise UnreadableFileError("the file is empty")
     content_hash = hashlib.sha256(raw).hexdigest()
     if suffix == ".pdf":
-        text, pages = _pdf_text(raw)
+        text, pages = _pdf_text(raw, max_chars)
     else:
         text = _decode(raw)
         if suffix in (".html", ".htm"):
@@ -48,6 +81,8 @@ def load_document(path: Path, info: DocumentInfo) -> SourceDoc:
         pages = _printed_pages(text)
     if not text.strip():
         raise UnreadableFileError("no text could be extracted")
+    if max_chars is not None and len(text) > max_chars:
+        raise _too_long(len(text), max_chars)
     return SourceDoc(info=info, text=text, content_hash=content_hash, pages=tuple(pages))
 
 
@@ -89,7 +124,7 @@ def _decode(raw: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _pdf_text(raw: bytes) -> tuple[str, list[tuple[int, int]]]:
+def _pdf_text(raw: bytes, max_chars: int | None = None) -> tuple[str, list[tuple[int, int]]]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -111,6 +146,8 @@ def _pdf_text(raw: bytes) -> tuple[str, list[tuple[int, int]]]:
             pages.append((number, offset))
             parts.append(page_text)
             offset += len(page_text) + 2
+            if max_chars is not None and offset - 2 > max_chars:  # stop: the rest cannot help
+                raise _too_long(offset - 2, max_chars, f" by page {number} of {len(reader.pages)}")
     except UnreadableFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:

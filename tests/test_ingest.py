@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -190,3 +191,135 @@ def test_missing_corpus_path_is_a_clear_error(small_advisor, tmp_path):
 
     with pytest.raises(IngestError, match="No such file"):
         small_advisor.ingest([tmp_path / "nope"])
+
+
+SECRET = "The private ledger records that swordfish is the vault password for the finance team."
+
+
+def _outside_secret(tmp_path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text((SECRET + "\n\n") * 5, encoding="utf-8")
+    return outside
+
+
+def _indexed(advisor) -> list:
+    return advisor.store.load_chunks(advisor.store.state())
+
+
+def test_links_out_of_the_corpus_are_skipped_and_never_indexed(small_advisor, small_corpus, tmp_path):
+    outside = _outside_secret(tmp_path)
+    (small_corpus / "x.txt").symlink_to(outside / "secret.txt")
+    (small_corpus / "shared").symlink_to(outside, target_is_directory=True)
+    report = small_advisor.ingest()
+    skipped = {Path(p).name: reason for p, reason in report.skipped}
+    assert set(skipped) == {"x.txt", "shared"}
+    assert all("leads outside the corpus folder" in reason for reason in skipped.values())
+    assert sorted(report.added) == sorted(SMALL)
+    assert not [c for c in _indexed(small_advisor) if "swordfish" in c.text]
+
+
+def test_a_report_turned_into_a_link_out_is_removed_not_kept(small_advisor, small_corpus, tmp_path):
+    small_advisor.ingest()
+    outside = _outside_secret(tmp_path)
+    (small_corpus / SMALL[0]).unlink()
+    (small_corpus / SMALL[0]).symlink_to(outside / "secret.txt")
+    report = small_advisor.ingest()
+    assert [Path(p).name for p, _ in report.skipped] == [SMALL[0]]
+    assert report.removed == [SMALL[0]] and report.kept_previous == []
+    chunks = _indexed(small_advisor)
+    assert {c.source for c in chunks} == {SMALL[1]}
+    assert not [c for c in chunks if "swordfish" in c.text]
+
+
+FILLER = "Regional networks shared what they learnt about remote monitoring across trusts. "  # 81 characters
+
+
+def test_files_over_the_size_cap_are_skipped_and_the_rest_ingested(
+    make_settings, small_corpus, embedder, monkeypatch
+):
+    advisor = build_advisor(make_settings(corpus=small_corpus, max_file_chars=10_000), embedder=embedder)
+    # long.txt has fewer than 4 bytes a character of the cap, so it is read and counted;
+    # huge.txt has more, so its size on disk alone rules it out
+    (small_corpus / "long.txt").write_text(FILLER * 150, encoding="utf-8")
+    (small_corpus / "huge.txt").write_text(FILLER * 600, encoding="utf-8")
+    read: list[str] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self.name) or read_bytes(self))
+    report = advisor.ingest()
+    monkeypatch.undo()
+    skipped = {Path(p).name: reason for p, reason in report.skipped}
+    assert set(skipped) == {"long.txt", "huge.txt"}
+    assert "12,150 characters" in skipped["long.txt"]
+    assert "48,600 bytes" in skipped["huge.txt"] and "huge.txt" not in read
+    for reason in skipped.values():
+        assert "10,000" in reason and "ADVISOR_MAX_FILE_CHARS" in reason
+    assert sorted(report.added) == sorted(SMALL) and report.published
+    assert not [c for c in _indexed(advisor) if "remote monitoring across trusts" in c.text]
+
+
+def test_a_report_grown_over_the_cap_keeps_its_previous_version(make_settings, small_corpus, embedder):
+    advisor = build_advisor(make_settings(corpus=small_corpus, max_file_chars=10_000), embedder=embedder)
+    first = advisor.ingest()
+    path = small_corpus / SMALL[0]
+    path.write_text(path.read_text(encoding="utf-8") + FILLER * 60, encoding="utf-8")
+    report = advisor.ingest()
+    assert [Path(p).name for p, _ in report.skipped] == [SMALL[0]]
+    assert "ADVISOR_MAX_FILE_CHARS" in report.skipped[0][1]
+    assert report.kept_previous == [SMALL[0]] and not report.published
+    assert advisor.store.state().generation == first.generation
+    chunks = _indexed(advisor)
+    assert {c.source for c in chunks} == set(SMALL)
+    assert not [c for c in chunks if "remote monitoring across trusts" in c.text]
+
+
+def _plain_progress(monkeypatch):
+    """The CLI's progress callback as it behaves off a terminal, and what it printed."""
+    from rich.console import Console
+
+    from advisor.cli import common
+
+    out = io.StringIO()
+    monkeypatch.setattr(common, "err", Console(file=out, force_terminal=False, width=200))
+    assert not common.err.is_terminal
+    return common.progress_bar, out
+
+
+# the first multiple of 256 past each tenth of 31,493 (the probe's chunk count)
+FIRST_PAST_EACH_TENTH = (3328, 6400, 9472, 12800, 15872, 18944, 22272, 25344, 28416)
+
+
+def test_progress_off_a_terminal_prints_a_line_every_tenth(monkeypatch):
+    progress_bar, out = _plain_progress(monkeypatch)
+    with progress_bar() as progress:
+        progress("Reading reports", 0, 3)
+        progress("Reading reports", 3, 3)
+        progress("Embedding passages", 0, 31493)
+        for done in range(256, 31493, 256):
+            progress("Embedding passages", done, 31493)
+        progress("Embedding passages", 31493, 31493)
+    assert out.getvalue().splitlines() == [
+        "Reading reports: 3 to do",
+        "Reading reports: done (3)",
+        "Embedding passages: 31493 to do",
+        *(f"Embedding passages: {done}/31493 ({done * 100 // 31493}%)" for done in FIRST_PAST_EACH_TENTH),
+        "Embedding passages: done (31493)",
+    ]
+
+
+def test_progress_off_a_terminal_also_prints_when_a_minute_passes(monkeypatch):
+    progress_bar, out = _plain_progress(monkeypatch)
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    with progress_bar() as progress:
+        progress("Embedding passages", 0, 1000)
+        for done in (10, 20, 30):
+            now[0] += 61
+            progress("Embedding passages", done, 1000)
+        progress("Embedding passages", 40, 1000)  # no time has passed: no line
+    assert out.getvalue().splitlines() == [
+        "Embedding passages: 1000 to do",
+        "Embedding passages: 10/1000 (1%)",
+        "Embedding passages: 20/1000 (2%)",
+        "Embedding passages: 30/1000 (3%)",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from pypdf import PdfWriter
@@ -117,3 +118,77 @@ def test_the_corpus_folders_own_yaml_data_is_never_read_as_a_report(tmp_path):
     (tmp_path / "drafts" / "part.yaml").write_text("points: []")
     (tmp_path / "manifest.yaml").write_text("reports: {}")
     assert [p.name for p in discover_files([tmp_path])] == ["notes.docx", "report.txt"]
+
+
+def _links_around(tmp_path):
+    """A corpus folder holding a report and links of every kind: out of it, within it, via a subfolder."""
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    (corpus / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (corpus / "report.txt").write_text("A report.")
+    (corpus / "sub" / "annex.txt").write_text("An annex.")
+    (outside / "secret.txt").write_text("Not a report.")
+    (corpus / "x.txt").symlink_to(outside / "secret.txt")  # a file leading out
+    (corpus / "shared").symlink_to(outside, target_is_directory=True)  # a folder leading out
+    (corpus / "sub" / "deeper.txt").symlink_to(outside / "secret.txt")  # out, from a subfolder
+    (corpus / "alias.txt").symlink_to(corpus / "report.txt")  # stays inside
+    (corpus / "again").symlink_to(corpus / "sub", target_is_directory=True)  # stays inside
+    return corpus
+
+
+def test_discovery_never_follows_a_link(tmp_path):
+    from advisor.corpus import discover_files
+
+    corpus = _links_around(tmp_path)
+    assert [p.relative_to(corpus).as_posix() for p in discover_files([corpus])] == [
+        "report.txt",
+        "sub/annex.txt",
+    ]
+
+
+def test_links_are_passed_over_with_a_reason_that_says_where_they_lead(tmp_path):
+    from advisor.corpus import find_reports
+
+    corpus = _links_around(tmp_path)
+    found = find_reports([corpus])
+    reasons = {p.relative_to(corpus).as_posix(): reason for p, reason in found.skipped}
+    assert set(reasons) == {"x.txt", "shared", "sub/deeper.txt", "alias.txt", "again"}
+    for name in ("x.txt", "shared", "sub/deeper.txt"):
+        assert "leads outside the corpus folder" in reasons[name]
+    for name in ("alias.txt", "again"):
+        assert "symbolic link" in reasons[name] and "outside" not in reasons[name]
+
+
+LONG = "Spread needs evidence. " * 70  # 1,610 characters
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("long.txt", LONG.encode()),
+        ("long.html", f"<html><body><p>{LONG}</p></body></html>".encode()),
+        ("long.pdf", _text_pdf(LONG)),
+    ],
+)
+def test_a_file_over_the_character_cap_says_its_size_the_cap_and_the_setting(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFileError, match=r"1,6\d\d characters.*1,000.*ADVISOR_MAX_FILE_CHARS"):
+        load_document(path, _info(path), max_chars=1000)
+    assert LONG.strip() in load_document(path, _info(path), max_chars=2000).text
+
+
+def test_a_text_file_far_over_the_cap_is_refused_without_being_read(tmp_path, monkeypatch):
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as f:
+        f.truncate(50_000_000)  # the probe's size, sparse on disk
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self.name} was read"))
+    with pytest.raises(UnreadableFileError, match=r"50,000,000 bytes.*2,000,000.*ADVISOR_MAX_FILE_CHARS"):
+        load_document(path, _info(path), max_chars=2_000_000)
+
+
+@pytest.mark.parametrize("char", ["é", "\N{GRINNING FACE}"])  # two and four bytes a character
+def test_characters_not_bytes_are_counted(tmp_path, char):
+    path = tmp_path / "wide.txt"
+    path.write_text(char * 990, encoding="utf-8")
+    assert len(load_document(path, _info(path), max_chars=1000).text) == 990

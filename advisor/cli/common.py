@@ -28,19 +28,39 @@ def user_errors() -> Iterator[None]:
 
 @contextmanager
 def progress_bar(enabled: bool = True):
-    """A rich progress bar as an ingest `Progress` callback (stderr, so --json stays clean)."""
+    """A rich progress bar as an ingest `Progress` callback (stderr, so --json stays clean).
+
+    Off a terminal (logs, CI, a service) there is no live bar but plain lines: one when a stage
+    starts, one at each tenth of the way and at least once a minute while it moves, so a long
+    embedding shows it is alive, and one when it is done.
+    """
     if not enabled:
         yield lambda *_: None
         return
-    if not err.is_terminal:  # logs and CI: one plain line per stage, no live bar
-        started: set[str] = set()
+    if not err.is_terminal:
+        import time
+
+        every = 60.0  # seconds between lines at the most, while the count moves
+        said: dict[str, tuple[int, int, float]] = {}  # stage -> (tenths, done, time) last printed
+        finished: set[str] = set()
 
         def plain(stage: str, done: int, total: int) -> None:
-            if stage not in started:
-                started.add(stage)
+            now = time.monotonic()
+            if stage not in said:
+                said[stage] = (0, done, now)
                 err.print(f"{stage}: {total} to do", highlight=False)
-            elif done >= total:
+                return
+            if stage in finished:
+                return
+            if done >= total:
+                finished.add(stage)
                 err.print(f"{stage}: done ({total})", highlight=False)
+                return
+            tenths, last_done, at = said[stage]
+            step = done * 10 // total
+            if step > tenths or (done > last_done and now - at >= every):
+                said[stage] = (max(step, tenths), done, now)
+                err.print(f"{stage}: {done}/{total} ({done * 100 // total}%)", highlight=False)
 
         yield plain
         return
