@@ -6,11 +6,12 @@ moment, then 10 of them again as Slack retries (X-Slack-Retry-Num, same event id
 every request acknowledged (HTTP 200) within 3 s, every question answered exactly once, none lost.
 Reported: ack p50/p95/max, time to answer p50/p95/max (send -> answer edited into place).
 Bounded: one burst, at most 300 s of waiting. Uses the index in ADVISOR_DATA_DIR (built if
-missing). Writes benchmarks/results/slack.json.
+missing). Writes benchmarks/results/slack.json. `--mentions N --retries M` for a smaller burst.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -35,6 +36,16 @@ WAIT_LIMIT_S = 300.0
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--mentions", type=int, default=MENTIONS, help="mentions sent at once (default 50)")
+    parser.add_argument(
+        "--retries", type=int, default=RETRIES, help="of them re-sent as retries (default 10)"
+    )
+    args = parser.parse_args()
+    run(args.mentions, min(args.retries, args.mentions))
+
+
+def run(mentions: int, retries: int) -> None:
     force_offline()
     from advisor.advisor import build_advisor
     from advisor.feedback import FeedbackStore
@@ -74,11 +85,11 @@ def main() -> None:
             mention(QUESTIONS[i % len(QUESTIONS)], channel="CBENCH", ts=f"1700000000.{i + 1:06d}"),
             f"EvBENCH{i:04d}",
         )
-        for i in range(MENTIONS)
+        for i in range(mentions)
     ]
     sent_at: dict[str, float] = {}
     acks: dict[str, tuple[int, float]] = {}
-    barrier = threading.Barrier(MENTIONS)
+    barrier = threading.Barrier(mentions)
 
     def send(item) -> None:
         event, event_id = item
@@ -89,11 +100,11 @@ def main() -> None:
         acks[event["ts"]] = (status, seconds)
 
     t0 = time.monotonic()
-    with ThreadPoolExecutor(MENTIONS) as pool:
+    with ThreadPoolExecutor(mentions) as pool:
         list(pool.map(send, events))
-    # Slack retrying 10 of them (as if our acks had been lost): must not produce second answers
+    # Slack retrying some of them (as if our acks had been lost): must not produce second answers
     retry_acks = []
-    for event, event_id in events[:RETRIES]:
+    for event, event_id in events[:retries]:
         status, _, seconds = sender.send_event(
             event,
             event_id=event_id,
@@ -119,7 +130,7 @@ def main() -> None:
             answer_ms.append((replies[0].at - sent_at[event["ts"]]) * 1000)
     ack_ms = [s * 1000 for _, s in acks.values()]
     result = {
-        "mentions": MENTIONS,
+        "mentions": mentions,
         "workers": settings.slack_workers,
         "all_answered": bool(done),
         "acked_200": sum(1 for status, _ in acks.values() if status == 200),
@@ -128,7 +139,7 @@ def main() -> None:
         "answered_more_than_once": sum(1 for n in per_thread if n > 1),
         "lost": sum(1 for n in per_thread if n == 0),
         "placeholders_exactly_once": sum(1 for n in placeholders if n == 1),
-        "retries_sent": RETRIES,
+        "retries_sent": retries,
         "retries_acked_200": sum(1 for status, _ in retry_acks if status == 200),
         "ack_ms": {
             "p50": round(percentile(ack_ms, 50), 1),
@@ -150,9 +161,9 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
     ok = (
-        result["acked_within_3s"] == MENTIONS
-        and result["answered_exactly_once"] == MENTIONS
-        and result["retries_acked_200"] == RETRIES
+        result["acked_within_3s"] == mentions
+        and result["answered_exactly_once"] == mentions
+        and result["retries_acked_200"] == retries
     )
     sys.exit(0 if ok else 1)
 

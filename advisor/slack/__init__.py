@@ -10,6 +10,7 @@ What is where:
 - `preview.py`: the answer's text shown in its "looking" reply while a language model writes it;
 - `delivery.py`: posting, editing and falling back, 429 waits and retries, dedupe and answer caches;
 - `app.py`: the bolt App, its listeners and the answering flow;
-- `server.py`: the HTTP (Events API) server and Socket Mode start-up;
+- `server.py`: the HTTP (Events API) endpoint on waitress (signature checked before parsing, size
+  and read-time limits) and Socket Mode start-up;
 - `cli.py`: the `advisor slack` command.
 """

@@ -12,8 +12,9 @@
   (`/advisor like <description>`, or a message starting "like:" or "cases like mine") by
   `Advisor.cases_like_mine`; `/advisor guidance <theme or question>` by `Advisor.guide`, and
   `/advisor guidance` alone lists the guidance map's themes.
-- Redelivered events are acked, not answered again; messages from bots (this one included) and
-  edits are ignored.
+- Redelivered events, and replayed commands and button clicks (same trigger), are acked, not
+  answered again (`replay_keys`, remembered by an injected `Deduper`); messages from bots (this
+  one included) and edits are ignored.
 - Feedback buttons write to the same `FeedbackStore` as the web page (channel "slack").
 """
 
@@ -35,7 +36,15 @@ from advisor.config import Settings
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
 from advisor.slack.blocks import FEEDBACK_ACTIONS, escape_mrkdwn, render_answer, render_themes
-from advisor.slack.delivery import AnswerCache, EventDeduper, deliver, post, respond, web_client
+from advisor.slack.delivery import (
+    AnswerCache,
+    Deduper,
+    EventDeduper,
+    deliver,
+    post,
+    respond,
+    web_client,
+)
 from advisor.slack.messages import (
     COMMAND_USAGE,
     FILES_NOT_READ,
@@ -61,6 +70,34 @@ NO_GUIDANCE = "The guidance map is not available, so there are no themes to list
 _ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
 
+def replay_keys(body: dict) -> list[str]:
+    """What makes a request the same as one seen before: an event's id and its message, or a command's
+    or button click's trigger (Slack gives each its own `trigger_id`)."""
+    if body.get("type") == "event_callback":
+        event = body.get("event") or {}
+        keys = [f"event:{body['event_id']}"] if body.get("event_id") else []
+        if event.get("channel") and event.get("ts") and event.get("type") in ("app_mention", "message"):
+            keys.append(f"message:{event['channel']}:{event['ts']}")
+        return keys
+    return [f"trigger:{body['trigger_id']}"] if body.get("trigger_id") else []
+
+
+class _WithholdBodies(logging.Filter):
+    """bolt logs the whole body of a request whose signature it refuses: keep the fact, not the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Invalid request signature detected"):
+            record.msg, record.args = "Invalid request signature detected (body withheld)", ()
+        return True
+
+
+def withhold_bodies_from_bolts_log() -> None:
+    """Install `_WithholdBodies` on bolt's signature-check logger (once)."""
+    logger = logging.getLogger("slack_bolt.RequestVerification")
+    if not any(isinstance(f, _WithholdBodies) for f in logger.filters):
+        logger.addFilter(_WithholdBodies())
+
+
 class SlackBot:
     """The listeners: acknowledge at once, answer in the thread, store feedback."""
 
@@ -69,7 +106,7 @@ class SlackBot:
         advisor: Advisor,
         settings: Settings,
         feedback_store: FeedbackStore,
-        deduper: EventDeduper | None = None,
+        deduper: Deduper | None = None,
         answers: AnswerCache | None = None,
     ) -> None:
         self.advisor = advisor
@@ -83,14 +120,17 @@ class SlackBot:
 
     # ---- middleware and acks -----------------------------------------------------------------
     def dedupe(self, body: dict, request, response, next: Callable[[], Any]):
-        """Global middleware: a redelivered event (same event id or message) is acked, not answered."""
-        if body.get("type") == "event_callback" and not request.lazy_only:
-            event = body.get("event") or {}
-            keys = [f"event:{body.get('event_id')}" if body.get("event_id") else ""]
-            if event.get("channel") and event.get("ts") and event.get("type") in ("app_mention", "message"):
-                keys.append(f"message:{event['channel']}:{event['ts']}")
-            retry = (request.headers.get("x-slack-retry-num") or [None])[0]
-            if not self.deduper.first_time(*keys):
+        """Global middleware: a redelivered event (same event id or message), or a replayed command or
+        button click (same trigger), is acked, not answered again.
+
+        Every request is checked, `lazy_only` ones too: here lazy listeners run on the pool without
+        passing through middleware, so a request claiming to be lazy came from outside.
+        """
+        keys = replay_keys(body)
+        event = body.get("type") == "event_callback"
+        retry = (request.headers.get("x-slack-retry-num") or [None])[0]
+        if keys and not self.deduper.first_time(*keys):
+            if event:
                 reason = (request.headers.get("x-slack-retry-reason") or [""])[0]
                 log.info(
                     "Slack redelivered %s (retry %s, %s): already being answered, acked only",
@@ -98,11 +138,17 @@ class SlackBot:
                     retry,
                     reason or "no reason given",
                 )
-                return BoltResponse(status=200, body="")
-            if retry:
+            else:
                 log.info(
-                    "Slack retry %s of %s seen for the first time: answering it", retry, body.get("event_id")
+                    "a %s with trigger %s came again: acked only, not run again",
+                    body.get("command") or body.get("type") or "request",
+                    body.get("trigger_id"),
                 )
+            return BoltResponse(status=200, body="")
+        if retry and event:
+            log.info(
+                "Slack retry %s of %s seen for the first time: answering it", retry, body.get("event_id")
+            )
         next()
         return response
 
@@ -295,7 +341,7 @@ def build_slack_app(
     feedback_store: FeedbackStore,
     client: WebClient | None = None,
     socket_mode: bool = False,
-    deduper: EventDeduper | None = None,
+    deduper: Deduper | None = None,
 ) -> App:
     """The bolt `App` with every listener; HTTP mode needs SLACK_SIGNING_SECRET, both need a bot token."""
     if not socket_mode and settings.slack_signing_secret is None:
@@ -303,6 +349,7 @@ def build_slack_app(
             "SLACK_SIGNING_SECRET is not set: the app's signing secret (Basic Information page)."
         )
     client = client or web_client(settings)
+    withhold_bodies_from_bolts_log()
     bot = SlackBot(advisor, settings, feedback_store, deduper=deduper)
     executor = ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-answer")
     try:

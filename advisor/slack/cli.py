@@ -49,14 +49,9 @@ def slack(
         advisor = _advisor(settings)
         app = build_slack_app(advisor, settings, FeedbackStore(settings.database_url), socket_mode=not http)
         if http:
-            server = SlackHttpServer(app, host, port)
+            server = SlackHttpServer(app, host, port, settings=settings)
             err.print(f"Slack events endpoint: {server.url} (Ctrl-C to stop)", highlight=False)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                server.server.server_close()
+            server.serve_forever()  # until Ctrl-C; closes its sockets on the way out
         else:
             assert settings.slack_app_token is not None
             err.print("Connecting to Slack in Socket Mode (Ctrl-C to stop).")

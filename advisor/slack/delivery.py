@@ -6,10 +6,11 @@
 - `deliver` turns the "looking" placeholder into the answer; if Slack will not edit it, the answer
   is posted as a new reply (then as plain text without blocks) and the placeholder retired.
 - `respond` answers through a response_url (slash command, button), falling back to plain text.
-- `EventDeduper` remembers event ids and message timestamps for a while, so an event Slack
-  redelivers is answered once. The cache is per process: a deployment with several replicas
-  behind one Events URL needs a shared store (or Socket Mode, where Slack sends each event to one
-  connection). `AnswerCache` keeps recent answers for the feedback buttons.
+- `EventDeduper` remembers event ids, message timestamps and triggers for a while, so an event
+  Slack redelivers, or a command or button click sent again, is answered once. The cache is per
+  process: a deployment with several replicas behind one Events URL needs a shared store (any
+  `Deduper`), or Socket Mode, where Slack sends each event to one connection. `AnswerCache`
+  keeps recent answers for the feedback buttons.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -178,6 +179,14 @@ def respond(response_url: str | None, message: dict, question: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- memory
+class Deduper(Protocol):
+    """What the bot asks of its replay memory (`EventDeduper`, or one shared by several replicas)."""
+
+    def first_time(self, *keys: str) -> bool:
+        """True (and remember every key) unless one of the keys was seen before."""
+        ...
+
+
 class EventDeduper:
     """Thread-safe TTL memory of event keys: is this the first time we see any of them?"""
 

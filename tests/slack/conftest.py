@@ -33,7 +33,8 @@ class SlackEnv:
 
 
 @contextlib.contextmanager
-def slack_env(advisor, make_settings, tmp_path):
+def slack_env(advisor, make_settings, tmp_path, **overrides):
+    """The environment around `advisor`; `overrides` are further settings (e.g. slack_read_timeout)."""
     mock = MockSlackWebApi().start()
     settings = make_settings(
         slack_bot_token=BOT_TOKEN,
@@ -41,6 +42,7 @@ def slack_env(advisor, make_settings, tmp_path):
         slack_api_url=mock.api_url,
         db_url=f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
         slack_workers=2,
+        **overrides,
     )
     store = FeedbackStore(settings.database_url)
     app = build_slack_app(advisor, settings, store)
@@ -57,6 +59,17 @@ def slack(built_advisor, make_settings, tmp_path):
     """Mock Slack Web API + the advisor's bolt app on a loopback HTTP endpoint + a signed sender."""
     with slack_env(built_advisor, make_settings, tmp_path) as env:
         yield env
+
+
+@pytest.fixture
+def make_slack(built_advisor, make_settings, tmp_path):
+    """Starts `slack`'s environment with further settings (e.g. `slack_read_timeout=1`); returns it."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**overrides) -> SlackEnv:
+            return stack.enter_context(slack_env(built_advisor, make_settings, tmp_path, **overrides))
+
+        yield start
 
 
 STREAM_SECONDS = 6.0  # how long the fake model takes to write its reply, a character at a time

@@ -1,9 +1,10 @@
-"""What the Slack tests share: the question, waiting for answers, and reading a catalogue layout."""
+"""What the Slack tests share: the question, waiting for answers, raw HTTP, reading a catalogue layout."""
 
 from __future__ import annotations
 
 import html
 import re
+import socket
 
 from advisor.slack.blocks import MAX_BLOCKS, escape_mrkdwn
 from advisor.text import normalise_space
@@ -31,6 +32,47 @@ def send_ok(status_body_time) -> None:
     status, body, seconds = status_body_time
     assert status == 200, body
     assert seconds < ACK_SECONDS
+
+
+# ---------------------------------------------------------------------------------- raw HTTP
+def raw_request(
+    path: str = "/slack/events",
+    body: bytes = b"",
+    headers: dict[str, str | bytes] | None = None,
+    method: str = "POST",
+    content_length: int | None = None,
+    chunked: bool = False,
+) -> bytes:
+    """An HTTP/1.1 request as bytes with `Connection: close`; header values given as bytes are sent
+    as they are; a POST says its `content_length` (the body's own by default), or is `chunked`."""
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    for name, value in (headers or {}).items():
+        lines.append(name.encode() + b": " + (value if isinstance(value, bytes) else value.encode()))
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked")
+        pieces = [body[i : i + 500] for i in range(0, len(body), 500)] + [b""]
+        body = b"".join(f"{len(p):x}".encode() + b"\r\n" + p + b"\r\n" for p in pieces)
+    elif method == "POST":
+        lines.append(f"Content-Length: {len(body) if content_length is None else content_length}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def exchange(server, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send raw bytes and read until the server closes: (status, whole response). A server that
+    neither answers nor closes within `timeout` fails the test (socket.timeout)."""
+    with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> tuple[int, bytes]:
+    """Everything the server sends until it closes the connection, and the status in it (0 if none)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    response = b"".join(chunks)
+    status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+    return status, response
 
 
 # ---------------------------------------------------------------------------------- catalogue layout

@@ -249,6 +249,7 @@ class SlackSender:
         self.url = url
         self.verifier = SignatureVerifier(signing_secret)
         self._event = 0
+        self._trigger = 0
         self._lock = threading.Lock()
 
     def post(
@@ -288,6 +289,12 @@ class SlackSender:
             self._event += 1
             return f"Ev{self._event:08d}"
 
+    def new_trigger_id(self) -> str:
+        """A fresh trigger id, as Slack gives every command and button click its own."""
+        with self._lock:
+            self._trigger += 1
+            return f"{self._trigger}.{int(time.time())}.advisortest"
+
     def event_body(self, event: dict[str, Any], event_id: str | None = None) -> str:
         """An Events API `event_callback` envelope around `event`."""
         return json.dumps(
@@ -317,10 +324,16 @@ class SlackSender:
     ) -> tuple[int, str, float]:
         return self.post(self.event_body(event, event_id), "application/json", **kwargs)
 
-    def send_command(
-        self, text: str, response_url: str, channel: str = "C0GENERAL", user: str = "U0ASKER", **kwargs: Any
-    ) -> tuple[int, str, float]:
-        body = urllib.parse.urlencode(
+    def command_body(
+        self,
+        text: str,
+        response_url: str,
+        channel: str = "C0GENERAL",
+        user: str = "U0ASKER",
+        trigger_id: str | None = None,
+    ) -> str:
+        """A slash command's form body (`/advisor <text>`), with its own trigger id unless given one."""
+        return urllib.parse.urlencode(
             {
                 "token": "legacy-verification-token",
                 "team_id": TEAM,
@@ -333,12 +346,17 @@ class SlackSender:
                 "text": text,
                 "api_app_id": APP_ID,
                 "response_url": response_url,
-                "trigger_id": "1.2.3",
+                "trigger_id": trigger_id or self.new_trigger_id(),
             }
         )
+
+    def send_command(
+        self, text: str, response_url: str, channel: str = "C0GENERAL", user: str = "U0ASKER", **kwargs: Any
+    ) -> tuple[int, str, float]:
+        body = self.command_body(text, response_url, channel, user)
         return self.post(body, "application/x-www-form-urlencoded", **kwargs)
 
-    def send_action(
+    def action_body(
         self,
         action_id: str,
         value: str,
@@ -347,15 +365,16 @@ class SlackSender:
         message_ts: str = "1700000000.000200",
         user: str = "U0ASKER",
         message: dict | None = None,
-        **kwargs: Any,
-    ) -> tuple[int, str, float]:
+        trigger_id: str | None = None,
+    ) -> str:
+        """A button click's form body (`payload=<block_actions JSON>`), with its own trigger id."""
         payload = {
             "type": "block_actions",
             "team": {"id": TEAM, "domain": "advisor-test"},
             "user": {"id": user, "username": "asker", "team_id": TEAM},
             "api_app_id": APP_ID,
             "token": "legacy-verification-token",
-            "trigger_id": "1.2.3",
+            "trigger_id": trigger_id or self.new_trigger_id(),
             "response_url": response_url,
             "container": {
                 "type": "message",
@@ -376,7 +395,20 @@ class SlackSender:
                 }
             ],
         }
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+    def send_action(
+        self,
+        action_id: str,
+        value: str,
+        response_url: str,
+        channel: str = "C0GENERAL",
+        message_ts: str = "1700000000.000200",
+        user: str = "U0ASKER",
+        message: dict | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, str, float]:
+        body = self.action_body(action_id, value, response_url, channel, message_ts, user, message)
         return self.post(body, "application/x-www-form-urlencoded", **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -9,6 +10,8 @@ from advisor.slack.delivery import EventDeduper, retry_after
 from advisor.slack.messages import RETIRED, THINKING
 from tests.slack.helpers import QUESTION, answers_in, send_ok, wait_answers
 from tests.slack.slack_mock import mention
+
+FORM = "application/x-www-form-urlencoded"
 
 
 def test_retried_event_is_answered_once(slack):
@@ -27,6 +30,51 @@ def test_retried_event_is_answered_once(slack):
     time.sleep(1.0)
     assert len(slack.mock.calls_to("chat.postMessage")) == 1
     assert len(answers_in(slack, "C0GENERAL", event["ts"])) == 1
+
+
+def test_replayed_slash_command_is_answered_once(slack):
+    """A signed /advisor sent again as it was (same trigger, timestamp and signature) is acked, not
+    answered again; another /advisor, with its own trigger, still is."""
+    body = slack.sender.command_body(QUESTION, slack.mock.response_url("first"))
+    ts = int(time.time())
+    status, ack, _ = slack.sender.post(body, FORM, timestamp=ts)
+    assert status == 200 and json.loads(ack)["text"] == THINKING
+    status, replayed_ack, _ = slack.sender.post(body, FORM, timestamp=ts)
+    assert status == 200 and replayed_ack == ""
+    assert slack.sender.send_command(QUESTION, slack.mock.response_url("second"))[0] == 200
+    assert slack.mock.wait_for(lambda m: len(m.calls_to("response_url")) >= 2, 60)
+    time.sleep(1.5)  # let a (wrong) second answer to the replay arrive before counting
+    paths = sorted(c.path for c in slack.mock.calls_to("response_url"))
+    assert paths == ["/response_url/first", "/response_url/second"]
+
+
+def test_replay_with_bolts_internal_headers_is_not_run(slack):
+    """bolt marks its own hand-offs to lazy listeners with X-Slack-Bolt-* headers, which are not
+    signed: from outside they must neither run a listener directly nor skip the replay check."""
+    body = slack.sender.command_body(QUESTION, slack.mock.response_url("once"))
+    ts = int(time.time())
+    assert slack.sender.post(body, FORM, timestamp=ts)[0] == 200
+    internal = {"X-Slack-Bolt-Lazy-Only": "1", "X-Slack-Bolt-Lazy-Function-Name": "answer_command"}
+    status, _, _ = slack.sender.post(body, FORM, timestamp=ts, headers=internal, timeout=60)
+    assert status == 200
+    assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 60)
+    time.sleep(1.5)
+    assert len(slack.mock.calls_to("response_url")) == 1
+
+
+def test_replayed_feedback_click_is_stored_once(slack):
+    """A button click sent again as it was is acked, not stored again; a new click is stored."""
+    value = json.dumps({"a": "unknown-id", "q": QUESTION})
+    body = slack.sender.action_body("advisor_feedback_down", value, slack.mock.response_url("click"))
+    ts = int(time.time())
+    for _ in range(2):
+        assert slack.sender.post(body, FORM, timestamp=ts)[0] == 200
+    again = slack.sender.send_action("advisor_feedback_up", value, slack.mock.response_url("again"))
+    assert again[0] == 200
+    assert slack.mock.wait_for(lambda m: len(m.calls_to("response_url")) >= 2, 30)
+    time.sleep(1.5)
+    assert sorted(row.verdict for row in slack.store.list()) == ["down", "up"]
+    assert len(slack.mock.calls_to("response_url")) == 2
 
 
 def test_rate_limited_reply_is_waited_out(slack):
