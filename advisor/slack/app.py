@@ -33,6 +33,7 @@ from slack_sdk.web import WebClient
 
 from advisor.advisor import Advisor
 from advisor.config import Settings
+from advisor.db import SharedAnswers
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
 from advisor.slack.blocks import FEEDBACK_ACTIONS, escape_mrkdwn, render_answer, render_themes
@@ -107,7 +108,7 @@ class SlackBot:
         settings: Settings,
         feedback_store: FeedbackStore,
         deduper: Deduper | None = None,
-        answers: AnswerCache | None = None,
+        answers: AnswerCache | SharedAnswers | None = None,
     ) -> None:
         self.advisor = advisor
         self.settings = settings
@@ -283,12 +284,15 @@ class SlackBot:
             "message_ts": (body.get("container") or {}).get("message_ts"),
             "partial_record": partial,
         }
+        said = "helpful" if verdict == "up" else "not helpful"
         try:
-            feedback_id = self.feedback_store.record(
+            feedback_id = self.feedback_store.submit(
                 "slack", record.get("question") or value.get("q", ""), record, verdict, "", meta
             )
-            said = "helpful" if verdict == "up" else "not helpful"
-            text = f"Thank you: your feedback (#{feedback_id}, {said}) was saved."
+            if feedback_id is None:  # the database refused it just now: kept and retried until stored
+                text = f"Thank you: your feedback ({said}) is kept and will be saved as soon as the database is free."
+            else:
+                text = f"Thank you: your feedback (#{feedback_id}, {said}) was saved."
         except Exception:  # the user should hear that it failed; the log has the details
             log.exception("could not store Slack feedback %s on answer %s", verdict, answer_id)
             text = "Sorry, I could not save your feedback just now. Please try again later."
@@ -342,15 +346,20 @@ def build_slack_app(
     client: WebClient | None = None,
     socket_mode: bool = False,
     deduper: Deduper | None = None,
+    answers: AnswerCache | SharedAnswers | None = None,
 ) -> App:
-    """The bolt `App` with every listener; HTTP mode needs SLACK_SIGNING_SECRET, both need a bot token."""
+    """The bolt `App` with every listener; HTTP mode needs SLACK_SIGNING_SECRET, both need a bot token.
+
+    `deduper` and `answers` default to this process's memory; `advisor slack` passes the shared
+    database's (`advisor.db`), so replicas behind one Events URL answer each event once and a
+    feedback click reaching any of them finds the answer."""
     if not socket_mode and settings.slack_signing_secret is None:
         raise ConfigError(
             "SLACK_SIGNING_SECRET is not set: the app's signing secret (Basic Information page)."
         )
     client = client or web_client(settings)
     withhold_bodies_from_bolts_log()
-    bot = SlackBot(advisor, settings, feedback_store, deduper=deduper)
+    bot = SlackBot(advisor, settings, feedback_store, deduper=deduper, answers=answers)
     executor = ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-answer")
     try:
         app = App(

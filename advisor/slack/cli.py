@@ -42,12 +42,21 @@ def slack(
         settings = Settings()
         required_secrets(settings, http)  # before loading any model
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from advisor.db import SharedAnswers, SharedDeduper
         from advisor.feedback import FeedbackStore
         from advisor.slack.app import build_slack_app
         from advisor.slack.server import SlackHttpServer, serve_socket_mode
 
         advisor = _advisor(settings)
-        app = build_slack_app(advisor, settings, FeedbackStore(settings.database_url), socket_mode=not http)
+        store = FeedbackStore.from_settings(settings)
+        app = build_slack_app(
+            advisor,
+            settings,
+            store,
+            socket_mode=not http,
+            deduper=SharedDeduper(store.engine),  # replicas behind one Events URL answer an event once
+            answers=SharedAnswers(store.engine),  # a feedback click on any replica finds the answer
+        )
         if http:
             server = SlackHttpServer(app, host, port, settings=settings)
             err.print(f"Slack events endpoint: {server.url} (Ctrl-C to stop)", highlight=False)

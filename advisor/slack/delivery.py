@@ -8,9 +8,9 @@
 - `respond` answers through a response_url (slash command, button), falling back to plain text.
 - `EventDeduper` remembers event ids, message timestamps and triggers for a while, so an event
   Slack redelivers, or a command or button click sent again, is answered once. The cache is per
-  process: a deployment with several replicas behind one Events URL needs a shared store (any
-  `Deduper`), or Socket Mode, where Slack sends each event to one connection. `AnswerCache`
-  keeps recent answers for the feedback buttons.
+  process; `advisor slack` passes the shared database's `advisor.db.SharedDeduper` instead, so
+  replicas behind one Events URL answer each event once. `AnswerCache` keeps recent answers for
+  the feedback buttons (`advisor.db.SharedAnswers` across replicas).
 """
 
 from __future__ import annotations

@@ -377,6 +377,36 @@ def test_feedback_after_restart_keeps_what_the_message_shows(slack):
     assert row.verdict == "up" and row.question == QUESTION and row.meta["partial_record"] is True
 
 
+def test_feedback_the_database_refuses_is_kept_and_the_user_told(slack, tmp_path, monkeypatch):
+    """The database locked past its busy timeout (0.2 s here): "Sorry, try again later" and the
+    verdict lost before; now it is kept, the user is told, and it is stored once the lock goes."""
+    import sqlite3
+
+    from advisor import db, feedback
+
+    monkeypatch.setattr(db, "SQLITE_BUSY_MS", 200)
+    monkeypatch.setattr(feedback, "RETRY_DELAYS", (0.2,))
+    path = tmp_path / "locked.sqlite3"
+    slack.app.bot.feedback_store = FeedbackStore(f"sqlite:///{path}", outbox=tmp_path / "outbox.jsonl")
+    value = json.dumps({"a": "unknown-id", "q": QUESTION})
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        send_ok(slack.sender.send_action("advisor_feedback_down", value, slack.mock.response_url("fb3")))
+        assert slack.mock.wait_for(lambda m: m.calls_to("response_url"), 20)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    [told] = slack.mock.calls_to("response_url")
+    assert "kept and will be saved" in told.params["text"]
+    store = slack.app.bot.feedback_store
+    deadline = time.monotonic() + 30
+    while store.outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [row] = store.list()
+    assert (row.channel, row.verdict, row.question) == ("slack", "down", QUESTION)
+
+
 # ---------------------------------------------------------------------------------- ignored
 def test_bots_and_edits_are_ignored(slack):
     ignored = [
