@@ -18,7 +18,10 @@ The extractive answerer needs no LLM. It works in stages:
 5. **Compose**: a fact question gets the sentence holding the fact first and little else; an advice
    question gets points from distinct passages; every point is labelled with its case study or report.
 Every sentence is a verbatim quote of the passage its marker names, so its citation is true by
-construction.
+construction. A passage that addresses the model ("ignore previous instructions...") is never
+evidence, here as on the LLM path (`advisor.citations.looks_like_injection`, the one rule for
+both): it is passed over whole, since the sentences around such an instruction are the
+attacker's too.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from advisor.citations import looks_like_injection
 from advisor.compose import (
     CLOSEST_TOPICS_TEXT,
     DETAIL_WORDS,
@@ -55,6 +59,11 @@ from advisor.types import Answer, AnswerSentence, Chunk, Citation, Passage
 from advisor.units import END_PUNCT, LEAD_IN, evidence_unit
 
 QUOTABLE_WORDS = (6, 90)  # sentences shorter or longer than this are never quoted
+
+
+def evidence_passages(passages: Iterable[Passage]) -> list[Passage]:
+    """The passages an answer may quote or be judged on: none that addresses the model."""
+    return [p for p in passages if not looks_like_injection(p.chunk.text)]
 
 
 @dataclass(frozen=True)
@@ -180,12 +189,13 @@ class ExtractiveAnswerer:
             return Answer(
                 text=NO_CONTENT_TEXT, citations=(), refused=True, analysis=analysis.to_record(), **base
             )
+        evidence = evidence_passages(passages)
         part_vectors = self._part_vectors(analysis, query, query_vector)
-        candidates = self._score(query, query_vector, passages, analysis, part_vectors)
-        features, covered_parts = self._coverage(analysis, passages, candidates, query_vector, part_vectors)
+        candidates = self._score(query, query_vector, evidence, analysis, part_vectors)
+        features, covered_parts = self._coverage(analysis, evidence, candidates, query_vector, part_vectors)
         record = {**analysis.to_record(), "coverage": features}
         if not any(covered_parts):
-            return self._refusal(question, query, passages, analysis, features, record)
+            return self._refusal(question, query, passages, evidence, analysis, features, record)
         notes = [
             UNCOVERED_PART_TEXT.format(part=part) for part, ok in zip(analysis.parts, covered_parts) if not ok
         ]
@@ -202,15 +212,16 @@ class ExtractiveAnswerer:
             return False
         features = self.features(question, query, query_vector, passages)
         if self.coverage is None:
-            return not self._legacy_refuses(question, passages, features)
+            return not self._legacy_refuses(question, evidence_passages(passages), features)
         return not self.coverage.refuses(features)
 
     def features(self, question: str, query: str, query_vector: np.ndarray, passages: list[Passage]) -> dict:
         """The coverage features of the whole question (what `advisor calibrate` fits the model on)."""
         analysis = self.analyse(question)
+        evidence = evidence_passages(passages)
         part_vectors = self._part_vectors(analysis, query, query_vector)
-        candidates = self._score(query, query_vector, passages, analysis, part_vectors)
-        return self.coverage_features(analysis, passages, candidates, query_vector)
+        candidates = self._score(query, query_vector, evidence, analysis, part_vectors)
+        return self.coverage_features(analysis, evidence, candidates, query_vector)
 
     # ---- coverage --------------------------------------------------------------------
     def coverage_features(
@@ -301,12 +312,13 @@ class ExtractiveAnswerer:
         threshold = self.unknown_terms_threshold if len(unmatched) >= 2 else self.refusal_threshold
         return features["best_similarity"] < threshold
 
-    def _refusal(self, question, query, passages, analysis, features, record) -> Answer:
+    def _refusal(self, question, query, passages, evidence, analysis, features, record) -> Answer:
+        """A refusal naming what the `evidence` does cover; the record keeps every retrieved passage."""
         text = REFUSAL_TEXT
-        evidence = " ".join(p.chunk.text.lower() for p in passages)
-        named = [n for n in analysis.named if n.lower() in evidence]
+        words = " ".join(p.chunk.text.lower() for p in evidence)
+        named = [n for n in analysis.named if n.lower() in words]
         named += [
-            c for c in analysis.cases if any(p.chunk.case_study == c for p in passages) and c not in named
+            c for c in analysis.cases if any(p.chunk.case_study == c for p in evidence) and c not in named
         ]
         detail = DETAIL_WORDS.get(analysis.answer_type)
         if named and detail and features.get("named_covered", 0) >= 1.0:
@@ -315,7 +327,7 @@ class ExtractiveAnswerer:
             unknown = [w for w in analysis.domain_terms if self._passage_count(w) == 0]
             if unknown:
                 text += UNKNOWN_TERMS_TEXT.format(terms=", ".join(unknown))
-        topics = closest_topics(passages)
+        topics = closest_topics(evidence)
         if topics:
             text += CLOSEST_TOPICS_TEXT.format(topics="; ".join(topics))
         return Answer(
