@@ -28,6 +28,7 @@ from advisor.errors import AdvisorError, IndexMissingError, InvalidQuestionError
 from advisor.guidance import Guidance
 from advisor.guidance.answer import GuidanceAnswerer
 from advisor.ingest import Ingestor, IngestReport, Progress
+from advisor.llm import ReplyBudget
 from advisor.retrieval import HybridRetriever, IndexSnapshot
 from advisor.store import ChromaStore, SentenceIndex
 from advisor.text import normalise_space
@@ -195,9 +196,11 @@ class Advisor:
             raise IndexMissingError("No index has been built yet: run `advisor ingest` first.")
 
     # ---- questions -------------------------------------------------------------------
-    def condense(self, question: str, history: list[Any] | None = None) -> str:
-        """The standalone query a (follow-up) question is searched with."""
-        return self.condenser.condense(question, history)
+    def condense(
+        self, question: str, history: list[Any] | None = None, budget: ReplyBudget | None = None
+    ) -> str:
+        """The standalone query a (follow-up) question is searched with (an LLM's within `budget`)."""
+        return self.condenser.condense(question, history, budget=budget)
 
     def ask(
         self,
@@ -236,11 +239,12 @@ class Advisor:
         filters: Filters | None = None,
         k: int | None = None,
         question_vector: Any = None,
+        budget: ReplyBudget | None = None,
     ) -> tuple[str, Any, list[Passage]]:
         """(standalone query, its vector, the retrieved passages): what every answerer reads.
 
         `question_vector`, the question's embedding, is reused when the query is the question."""
-        query = self.condense(question, history)
+        query = self.condense(question, history, budget)
         if question_vector is not None and query == question:
             query_vector = question_vector
         else:
@@ -267,12 +271,16 @@ class Advisor:
         question = clean_question(question, self.settings.max_question_chars)
         self._require_index()
         self._refresh_if_republished()
+        # an LLM's time over this reply: its follow-up rewrite, answer, retries and streaming share it
+        budget = ReplyBudget(self.settings.llm_timeout)
         vector = self.embedder.encode([question])[0]
         searched: list[tuple[str, Any, list[Passage]]] = []  # retrieved once, when first needed
 
         def search() -> tuple[str, Any, list[Passage]]:
             if not searched:
-                searched.append(self.search(question, history, filters, k, question_vector=vector))
+                searched.append(
+                    self.search(question, history, filters, k, question_vector=vector, budget=budget)
+                )
             return searched[0]
 
         def covered() -> bool:
@@ -311,7 +319,7 @@ class Advisor:
         if self.llm_answerer is not None:
             answer = None
             stream = self.llm_answerer.stream(
-                question, query, query_vector, passages, self.extractive, history
+                question, query, query_vector, passages, self.extractive, history, budget=budget
             )
             for event in stream:
                 if isinstance(event, Answer):

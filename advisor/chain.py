@@ -12,6 +12,11 @@ an out-of-scope question is never answered by the model; every generated sentenc
 supported / unsupported / uncited; markers naming no source are removed and reported; and any
 failure (server down, slow, rate-limited, empty or unsupported reply) returns the extractive
 answer with a visible note instead of an error.
+
+Time is bounded per reply, not per call: `Advisor.stream` gives both steps one `ReplyBudget`
+of `llm_timeout` seconds, and the follow-up rewrite, every attempt, the pauses between them and
+the stream itself all spend from it. Why a reply fell back is summarised (a kind and a status,
+never the server's own words); the full error goes to the log.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from langchain_core.exceptions import ModelConnectionError, ModelTimeoutError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -34,7 +41,7 @@ from advisor.answer import ExtractiveAnswerer
 from advisor.citations import CitationVerifier, apply_policy
 from advisor.condense import RuleBasedCondenser, message_text, user_turns
 from advisor.config import Settings
-from advisor.errors import LLMUnavailableError
+from advisor.llm import ReplyBudget
 from advisor.prompts import prompt_template
 from advisor.text import tokenize
 from advisor.types import Answer, Fallback, Passage
@@ -50,6 +57,8 @@ _NO_RETRY_STATUS = {400, 401, 403, 404, 422}  # retrying cannot fix these
 _HISTORY_MESSAGES = 6
 _HISTORY_CHARS = 400
 _MAX_QUERY_CHARS = 300
+_LOGGED_ERROR_CHARS = 500  # an upstream error page can be kilobytes of HTML
+_CONDENSE_SHARE = 0.5  # of the reply's time left: the rewrite must leave the answer time too
 
 
 # ---- prompts ---------------------------------------------------------------------------
@@ -113,13 +122,17 @@ def format_history(history: list[Any] | None) -> str:
 
 
 # ---- bounded calls ---------------------------------------------------------------------
-def bounded_stream(runnable: Runnable, inputs: dict, timeout: float) -> Iterator[str]:
-    """Stream `runnable`, but give up (LLMUnavailableError) when the reply is not done in time.
+def bounded_stream(runnable: Runnable, inputs: dict, deadline: float) -> Iterator[str]:
+    """Stream `runnable`, but give up (TimeoutError) when the reply is not done by `deadline`
+    (a `time.monotonic()` value).
 
-    The client's own timeout only bounds the wait between bytes; a server that trickles
+    The client's own timeout only bounds each wait between bytes; a server that trickles
     tokens (or keep-alives) forever would hold the user forever. The stream runs in a worker
-    thread so this wait is a hard bound.
+    thread so this wait is a hard bound. A worker left waiting on a hung server stops at its
+    client's timeout, or at the next chunk it receives.
     """
+    if time.monotonic() >= deadline:
+        raise TimeoutError("no time left for a reply")  # so nothing is sent
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -135,7 +148,6 @@ def bounded_stream(runnable: Runnable, inputs: dict, timeout: float) -> Iterator
 
     worker = threading.Thread(target=produce, name="advisor-llm-stream", daemon=True)
     worker.start()
-    deadline = time.monotonic() + timeout
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -144,7 +156,7 @@ def bounded_stream(runnable: Runnable, inputs: dict, timeout: float) -> Iterator
                     raise queue.Empty
                 kind, value = events.get(timeout=remaining)
             except queue.Empty:
-                raise LLMUnavailableError(f"no complete reply within {timeout:g} s") from None
+                raise TimeoutError("no complete reply before the deadline") from None
             if kind == "delta":
                 yield value
             elif kind == "end":
@@ -153,6 +165,61 @@ def bounded_stream(runnable: Runnable, inputs: dict, timeout: float) -> Iterator
                 raise value
     finally:
         stop.set()
+
+
+def server_name(settings: Settings) -> str:
+    """Where the LLM backend runs, as `scheme://host:port` (no credentials, path or query)."""
+    if settings.llm_backend == "llamacpp":
+        return "the in-process model"
+    default = "https://api.openai.com" if settings.llm_backend == "openai" else "http://127.0.0.1:11434"
+    parts = urlsplit(settings.llm_base_url or default)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number
+        port = ""
+    return f"{parts.scheme or 'http'}://{host}{port}"
+
+
+def summarise_failure(exc: BaseException, timeout: float, server: str) -> str:
+    """Why an LLM call failed, for the user: its kind and any HTTP status, never the server's
+    own words (an error page can carry paths, traces and whatever the request held)."""
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and 100 <= status <= 599:
+        return f"the LLM server answered HTTP {status}"
+    causes = _causes(exc)
+    if any(isinstance(e, (TimeoutError, ModelTimeoutError)) or _named(e, "Timeout") for e in causes):
+        return timed_out(timeout)
+    if any(isinstance(e, ConnectionRefusedError) or _named(e, "ConnectError") for e in causes):
+        return f"could not connect to {server}"
+    if any(
+        isinstance(e, (ConnectionError, ModelConnectionError)) or _named(e, "TransportError") for e in causes
+    ):
+        return f"the connection to {server} failed"
+    return f"the LLM call failed ({type(exc).__name__})"[:120]
+
+
+def timed_out(timeout: float) -> str:
+    """The fallback detail when the reply's time ran out."""
+    return f"timed out: no complete reply within {timeout:g} s"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from or while handling: clients wrap transport
+    errors two or three deep, and some hide the first behind `from None`."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _named(exc: BaseException, name: str) -> bool:
+    # by class name: the HTTP clients' own errors (httpx's ReadTimeout, ConnectError, and those
+    # of the forks some SDKs vendor) without importing each client
+    return any(name in cls.__name__ for cls in type(exc).__mro__)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -165,9 +232,12 @@ def _is_empty_stream(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and "No generation chunks were returned" in str(exc)
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+def _logged(exc: BaseException) -> str:
+    """The whole error on one line, shortened, for the log (not for the user)."""
+    text = " ".join(str(exc).split())
+    if len(text) > _LOGGED_ERROR_CHARS:
+        text = text[:_LOGGED_ERROR_CHARS] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # ---- condense --------------------------------------------------------------------------
@@ -176,7 +246,8 @@ class LLMCondenser:
 
     The model is asked only when there is history. Its reply is used only when it looks like a
     query (one line, not too long, sharing a content word with the conversation); otherwise,
-    and on any error or timeout, the rule-based condenser's query is used.
+    and on any error or timeout, the rule-based condenser's query is used. It takes at most half
+    the reply's time left (its `ReplyBudget`), so the answer keeps the rest.
     """
 
     def __init__(
@@ -189,16 +260,21 @@ class LLMCondenser:
         self.timeout = timeout
         self.chain = condense_prompt() | model | StrOutputParser()
 
-    def condense(self, question: str, history: list[Any] | None = None) -> str:
-        """The standalone query to search with."""
+    def condense(
+        self, question: str, history: list[Any] | None = None, budget: ReplyBudget | None = None
+    ) -> str:
+        """The standalone query to search with, within the reply's `budget` when given."""
         rule_based = self.fallback.condense(question, history)
         if not user_turns(history):
             return rule_based
         inputs = {"history": format_history(history), "question": question}
+        # within a reply, the rewrite leaves the answer at least half the time; alone, it has all
+        share = _CONDENSE_SHARE if budget is not None else 1.0
         try:
-            reply = "".join(bounded_stream(self.chain, inputs, self.timeout))
+            with (budget or ReplyBudget(self.timeout)).spend(share) as deadline:
+                reply = "".join(bounded_stream(self.chain, inputs, deadline))
         except Exception as exc:  # noqa: BLE001 - any client failure: fall back to the rules
-            log.warning("LLM condense failed (%s); using the rule-based query", _reason(exc))
+            log.warning("LLM condense failed (%s); using the rule-based query", _logged(exc))
             return rule_based
         query = self._clean(reply)
         context = set(tokenize(question + " " + " ".join(user_turns(history))))
@@ -226,7 +302,8 @@ class LLMAnswerer:
     `stream(...)` yields text deltas as the model produces them, then the finished `Answer`
     (backend, per-sentence verdicts, one citation per valid marker, fallback and notes).
     It is given the extractive answerer of the index the passages came from: its coverage
-    decision runs first and its answer is the fallback.
+    decision runs first and its answer is the fallback. The model's time is bounded by the
+    reply's `ReplyBudget` (`llm_timeout` seconds), retries, pauses and streaming included.
     """
 
     def __init__(
@@ -242,6 +319,7 @@ class LLMAnswerer:
         self.backend = backend or settings.llm_backend
         self.timeout = settings.llm_timeout
         self.retries = settings.llm_max_retries
+        self.server = server_name(settings)
         self.max_sentences = max(settings.answer_sentences + 2, 4)
         self.generate: Runnable = (
             RunnablePassthrough.assign(sources=lambda x: format_sources(x["passages"]))
@@ -277,10 +355,11 @@ class LLMAnswerer:
         passages: list[Passage],
         extractive: ExtractiveAnswerer,
         history=None,
+        budget: ReplyBudget | None = None,
     ) -> Answer:
         """The finished answer (the stream consumed)."""
         result = None
-        for event in self.stream(question, query, query_vector, passages, extractive, history):
+        for event in self.stream(question, query, query_vector, passages, extractive, history, budget):
             if isinstance(event, Answer):
                 result = event
         assert result is not None
@@ -294,8 +373,10 @@ class LLMAnswerer:
         passages: list[Passage],
         extractive_answerer: ExtractiveAnswerer,
         history=None,
+        budget: ReplyBudget | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield the model's text as it streams, then the verified `Answer`."""
+        """Yield the model's text as it streams, then the verified `Answer`; the model gets what
+        is left of the reply's `budget` (all of `llm_timeout` when none is given)."""
         extractive = extractive_answerer.answer(question, query, query_vector, passages)
         if extractive.refused:
             yield extractive.text
@@ -311,28 +392,8 @@ class LLMAnswerer:
 
         inputs = {"question": question, "query": query, "passages": list(passages)}
         parts: list[str] = []
-        failure: Fallback | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                for delta in bounded_stream(self.generate, inputs, self.timeout):
-                    if delta:
-                        parts.append(delta)
-                        yield delta
-                failure = (
-                    None if "".join(parts).strip() else Fallback("empty", "the model returned an empty reply")
-                )
-            except Exception as exc:  # noqa: BLE001 - any client failure falls back, with its reason
-                if not parts and _is_empty_stream(exc):
-                    failure = Fallback("empty", "the model returned an empty reply")
-                else:
-                    failure = Fallback("llm_unavailable", _reason(exc))
-                log.warning("LLM attempt %d failed: %s", attempt + 1, failure)
-                if parts or not _retryable(exc):
-                    break  # text already shown cannot be taken back; some errors never heal
-            if failure is None or parts:
-                break
-            if attempt < self.retries:
-                time.sleep(min(0.5 * 2**attempt, 4.0))
+        with (budget or ReplyBudget(self.timeout)).spend() as deadline:
+            failure = yield from self._attempts(inputs, deadline, parts)
 
         if failure is not None:
             yield from self._fallback(extractive, failure, UNAVAILABLE_NOTE, streamed=bool(parts))
@@ -359,6 +420,40 @@ class LLMAnswerer:
             notes=result.notes,
             analysis=extractive.analysis,  # how the question was read and why it was not refused
         )
+
+    def _attempts(
+        self, inputs: dict, deadline: float, parts: list[str]
+    ) -> Generator[str, None, Fallback | None]:
+        """Ask the model, retrying while time is left; yields its text (kept in `parts`) and
+        returns why it failed, or None."""
+        failure: Fallback | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                pause = min(0.5 * 2 ** (attempt - 1), 4.0)
+                if time.monotonic() + pause >= deadline:
+                    break  # no time for another attempt: the last failure stands
+                time.sleep(pause)
+            if time.monotonic() >= deadline:  # the rewrite of a follow-up used the time up
+                return Fallback("llm_unavailable", timed_out(self.timeout))
+            try:
+                for delta in bounded_stream(self.generate, inputs, deadline):
+                    if delta:
+                        parts.append(delta)
+                        yield delta
+                failure = (
+                    None if "".join(parts).strip() else Fallback("empty", "the model returned an empty reply")
+                )
+            except Exception as exc:  # noqa: BLE001 - any client failure falls back, with its reason
+                if not parts and _is_empty_stream(exc):
+                    failure = Fallback("empty", "the model returned an empty reply")
+                else:
+                    failure = Fallback("llm_unavailable", summarise_failure(exc, self.timeout, self.server))
+                log.warning("LLM attempt %d failed: %s", attempt + 1, _logged(exc))
+                if parts or not _retryable(exc):
+                    break  # text already shown cannot be taken back; some errors never heal
+            if failure is None or parts:
+                break
+        return failure
 
     def _fallback(
         self, extractive: Answer, reason: Fallback, note: str, streamed: bool, notes: tuple[str, ...] = ()

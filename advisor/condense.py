@@ -59,8 +59,9 @@ def is_follow_up(question: str) -> bool:
 class RuleBasedCondenser:
     """Rewrites follow-ups into standalone queries by carrying the earlier question along."""
 
-    def condense(self, question: str, history: list[Any] | None = None) -> str:
-        """The standalone query to search with."""
+    def condense(self, question: str, history: list[Any] | None = None, budget: Any = None) -> str:
+        """The standalone query to search with (`budget`, the reply's LLM time, is for the LLM
+        condenser: the rules take no time)."""
         question = question.strip()
         earlier = user_turns(history)
         if not earlier or not is_follow_up(question):

@@ -13,11 +13,16 @@
 
 Every backend streams. Retries are left to the chain (`advisor.chain`), which bounds them the
 same way for every backend, so the clients themselves are built with no retries of their own.
-Nothing here counts tokens: langchain-openai's counter would fetch tiktoken's encodings.
+`ReplyBudget` is that bound: `ADVISOR_LLM_TIMEOUT` seconds of model time per reply, whatever
+the number of calls. Nothing here counts tokens: langchain-openai's counter would fetch
+tiktoken's encodings.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from advisor.config import Settings, force_offline
@@ -28,6 +33,34 @@ if TYPE_CHECKING:
 
 BACKENDS = ("extractive", "openai", "ollama", "llamacpp")
 LOCAL_API_KEY = "not-needed"  # local OpenAI-compatible servers accept any key
+
+
+class ReplyBudget:
+    """The time the LLM may take over one reply (`ADVISOR_LLM_TIMEOUT`), retries included.
+
+    The follow-up rewrite, every attempt at the answer, the pauses between attempts and the
+    streaming all spend from it; the offline stages between them (retrieval, the coverage
+    decision, a first question's warm-up) do not, so they never leave the model without time.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.spent = 0.0
+
+    @property
+    def left(self) -> float:
+        """Seconds of the budget not yet spent."""
+        return max(0.0, self.seconds - self.spent)
+
+    @contextmanager
+    def spend(self, share: float = 1.0) -> Iterator[float]:
+        """Time one stretch of model work: yields its deadline (a `time.monotonic()` value,
+        `share` of the time left from now); the time the stretch takes is spent."""
+        start = time.monotonic()
+        try:
+            yield start + share * self.left
+        finally:
+            self.spent += time.monotonic() - start
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel | None:

@@ -1,5 +1,5 @@
-"""LLM path benchmark: the chain's own overhead around the model call, and time to
-first streamed token with a real local LLM server.
+"""LLM path benchmark: the chain's own overhead around the model call, time to first streamed
+token with a real local LLM server, and time to the quoted answer when the server hangs.
 
 Overhead = the time `Advisor.stream` takes (condense, embed, retrieve, the refusal gate, prompt
 building, citation verification, policy) minus the time spent inside the model call (from
@@ -13,8 +13,15 @@ Two runs over the same questions:
    started by `python -m tests.local_llm`), through the `openai` backend: time to first token,
    model time, overhead. Bounded: 8 questions, at most 64 tokens each, 15 minutes at most.
 
+3. a server that accepts every request and never answers (`tests.local_llm.misbehaving_server`),
+   through the `openai` backend with the default retries: the time from asking to the quoted
+   answer, for questions and for a follow-up (whose LLM rewrite shares the time limit), and the
+   requests the server saw. `ADVISOR_LLM_TIMEOUT` should bound it, whatever the retries.
+   `--hung-timeout S` sets the limit (default: the configured one, 30 s unless set).
+
 Uses the index in ADVISOR_DATA_DIR (built if missing). Writes benchmarks/results/llm.json;
-`--no-server` runs (and prints) only the first part.
+`--no-server` runs (and prints) only the first part; `--hung-only` only the third, written to
+benchmarks/results/llm_hung.json.
 """
 
 from __future__ import annotations
@@ -39,6 +46,14 @@ from advisor.config import Settings, force_offline
 REAL_QUESTIONS = 8
 REAL_MAX_TOKENS = 64
 TIME_LIMIT_S = 900
+HUNG_QUESTIONS = 3
+FOLLOW_UP = (
+    "What evidence did they use?",
+    [
+        {"role": "user", "content": "How did the DAFNE programme grow?"},
+        {"role": "assistant", "content": "Through structured courses run by trained educators [1]."},
+    ],
+)
 
 
 def model_timer():
@@ -138,6 +153,53 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"llama.cpp server did not start; see {log}")
 
 
+def hung_server(base, embedder, timeout: float) -> dict[str, object]:
+    """Time to the quoted answer when the LLM server accepts every request and never answers."""
+    from advisor.advisor import build_advisor
+    from tests.local_llm import misbehaving_server
+
+    in_scope = [q for q in QUESTIONS if "World Cup" not in q]
+    out_of_scope = next(q for q in QUESTIONS if "World Cup" in q)
+    cases = [(q, None) for q in in_scope[:HUNG_QUESTIONS]] + [FOLLOW_UP]
+    with misbehaving_server("hang") as server:
+        settings = base.model_copy(
+            update={
+                "llm_backend": "openai",
+                "llm_base_url": server.base_url,
+                "llm_model": "any",
+                "llm_timeout": timeout,
+            }
+        )
+        hung = build_advisor(settings, embedder=embedder)
+        hung.ensure_index()
+        # warm the offline stages (the guidance matcher encodes its vocabulary on first use) with a
+        # question refused before the model is asked, so what is measured is the wait on the model
+        list(hung.stream(out_of_scope))
+        rows = []
+        for question, history in cases:
+            before = len(server.paths)
+            t0 = time.perf_counter()
+            answer = hung.ask(question, history=history)
+            rows.append(
+                {
+                    "question": question,
+                    "follow_up": history is not None,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "requests": len(server.paths) - before,
+                    "fallback": str(answer.fallback),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    seconds = [r["seconds"] for r in rows]
+    return {
+        "llm_timeout_s": timeout,
+        "llm_max_retries": settings.llm_max_retries,
+        "rows": rows,
+        "seconds": {"p50": round(percentile(seconds, 50), 2), "max": max(seconds)},
+        "bound_s": timeout,
+    }
+
+
 def main() -> None:
     force_offline()
     os.environ.setdefault("NO_PROXY", "localhost,127.0.0.1")
@@ -152,6 +214,13 @@ def main() -> None:
     advisor = build_advisor(base)
     advisor.ensure_index()
     results: dict[str, object] = {"machine": {"cpus": os.cpu_count(), "load_1m": os.getloadavg()[0]}}
+    timeout = float(sys.argv[sys.argv.index("--hung-timeout") + 1]) if "--hung-timeout" in sys.argv else None
+    hung_timeout = timeout if timeout is not None else base.llm_timeout
+
+    if "--hung-only" in sys.argv:
+        results["hung_server"] = hung_server(base, advisor.embedder, hung_timeout)
+        write_results("llm_hung", results)
+        return
 
     # 1. an instant model: everything measured is the chain's own work
     replies = [cited_reply(advisor, q) for q in QUESTIONS]
@@ -211,6 +280,9 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+    # 3. a server that never answers
+    results["hung_server"] = hung_server(base, advisor.embedder, hung_timeout)
 
     results["target_overhead_ms"] = 150
     write_results("llm", results)

@@ -25,7 +25,7 @@ from advisor.advisor import build_advisor
 from advisor.chain import UNAVAILABLE_NOTE, UNSUPPORTED_NOTE
 from advisor.citations import parse_markers
 from advisor.config import PROJECT_ROOT
-from advisor.types import Answer
+from advisor.types import Answer, Fallback
 from tests.conftest import free_port
 from tests.local_llm import server_command
 
@@ -197,7 +197,8 @@ def test_the_cli_json_record_carries_backend_sentences_and_fallback(built_settin
     assert {m for s in record["sentences"] for m in s["markers"]} <= cited
 
 
-def test_a_server_that_stops_falls_back_to_the_quoted_answer(built_settings, gguf, tmp_path):
+def test_a_server_that_stops_falls_back_to_the_quoted_answer(built_advisor, built_settings, gguf, tmp_path):
+    # built_advisor: the shared index must exist even when this test runs alone
     with llama_server(gguf, tmp_path / "server.log") as running:
         advisor = build_advisor(llm_settings(built_settings, running.base_url, llm_max_tokens=8))
         _, first = stream(advisor, QUESTION)
@@ -207,7 +208,9 @@ def test_a_server_that_stops_falls_back_to_the_quoted_answer(built_settings, ggu
         advisor = build_advisor(settings)
         t0 = time.monotonic()
         deltas, answer = stream(advisor, QUESTION)
-    assert answer.fallback.kind == "llm_unavailable", answer.fallback
+    assert answer.fallback == Fallback(
+        "llm_unavailable", f"could not connect to http://127.0.0.1:{running.port}"
+    )
     assert answer.notes[0] == UNAVAILABLE_NOTE and answer.backend == "openai"
     assert answer.citations and all(s.verdict == "supported" for s in answer.sentences)
     assert "".join(deltas).strip() == answer.text.strip()
