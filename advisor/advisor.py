@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+# lone surrogates: bytes that were not UTF-8 (on Linux, argv and file names carry them as
+# \udc80-\udcff), or a broken escape in JSON; the tokenizer cannot take them
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _FRESHNESS_SECONDS = 5.0
 
 
@@ -59,7 +62,15 @@ def clean_question(question: str, max_chars: int) -> str:
     """The question as the advisor will read it, or InvalidQuestionError saying why not."""
     if question is None:
         raise InvalidQuestionError("Please type a question.")
-    text = unicodedata.normalize("NFC", str(question))
+    text = str(question)
+    surrogates = _SURROGATE.findall(text)
+    if surrogates:
+        shown = " ".join(_undecoded(c) for c in surrogates[:5]) + (" ..." if len(surrogates) > 5 else "")
+        raise InvalidQuestionError(
+            f"The question is not valid text: it has {len(surrogates)} byte(s) that are not UTF-8 "
+            f"({shown}). Please type it again in a UTF-8 terminal or editor."
+        )
+    text = unicodedata.normalize("NFC", text)
     controls = len(_CONTROL.findall(text))
     if controls and controls > max(3, len(text) // 10):
         raise InvalidQuestionError(
@@ -77,6 +88,12 @@ def clean_question(question: str, max_chars: int) -> str:
     if not re.search(r"\w", text):
         raise InvalidQuestionError("Please type a question in words.")
     return text
+
+
+def _undecoded(char: str) -> str:
+    """How a lone surrogate reads in a message: the byte it escaped (\\xff), or its code point."""
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
 
 
 class Advisor:

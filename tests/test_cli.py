@@ -156,3 +156,62 @@ def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_adv
     advisor = build_advisor(settings, embedder=built_advisor.embedder, chat_model=model)
     assert answer_live(advisor, question, to=quiet).text == answer.text
     assert piped.getvalue() == ""
+
+
+# ---- bytes that are not UTF-8 in a question (issue 16) -------------------------------------
+def test_a_question_that_is_not_utf8_gets_a_message_not_a_traceback(make_settings):
+    """On Linux, argv bytes that are not UTF-8 reach Python as surrogate escapes; the tokenizer
+    raised TypeError on them. The question is refused, naming the bytes, before anything loads."""
+    settings = make_settings()
+    env = {**os.environ, "ADVISOR_DATA_DIR": str(settings.data_dir)}
+    question = b"\xff\xfe bad"
+    out = subprocess.run([ADVISOR, "ask", question], env=env, capture_output=True, timeout=120, check=False)
+    stderr = out.stderr.decode("utf-8", "replace")
+    assert out.returncode == 2 and "Traceback" not in stderr
+    assert "Error:" in stderr and "not UTF-8" in stderr and "\\xff \\xfe" in stderr
+    as_json = subprocess.run(
+        [ADVISOR, "ask", question, "--json"], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert as_json.returncode == 2 and b"Traceback" not in as_json.stderr
+    record = json.loads(as_json.stdout)
+    assert record["kind"] == "InvalidQuestionError" and "not UTF-8" in record["error"]
+    assert not settings.index_dir.exists()  # refused before any index was opened
+    like = subprocess.run(
+        [ADVISOR, "cases", "--like", question, "--json"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert like.returncode == 2 and b"Traceback" not in like.stderr
+    assert json.loads(like.stdout)["kind"] == "InvalidQuestionError"
+
+
+# ---- --json always prints a JSON object (issue 16) -----------------------------------------
+@pytest.mark.parametrize(
+    "args, kind, needle",
+    [
+        (["ask", "", "--json"], "InvalidQuestionError", "empty"),
+        (["ask", "   ", "--json"], "InvalidQuestionError", "empty"),
+        (["cases", "--json", "--tag", "nonsense"], "CatalogueError", "FIELD=VALUE"),
+        (["guidance", "--json", "--for", "nobody"], "GuidanceError", "unknown audience"),
+    ],
+)
+def test_json_mode_prints_the_error_as_json_on_stdout(make_settings, args, kind, needle):
+    out = run(args, make_settings(), timeout=120)
+    assert out.returncode == 2, out.stderr
+    record = json.loads(out.stdout)
+    assert record["kind"] == kind and needle in record["error"]
+    assert "Traceback" not in out.stderr
+
+
+def test_json_mode_turns_an_unexpected_failure_into_json_and_logs_it(make_settings, tmp_path):
+    """Not an advisor error (the data folder is a file, so Chroma's folder cannot be made): the
+    traceback goes to the log on stderr, a JSON object to stdout, and the exit code is 1."""
+    not_a_folder = tmp_path / "data-file"
+    not_a_folder.write_text("not a folder")
+    out = run(["sources", "--json"], make_settings(data_dir=not_a_folder))
+    assert out.returncode == 1
+    record = json.loads(out.stdout)
+    assert record["kind"] == "NotADirectoryError" and "data-file" in record["error"]
+    assert "Traceback" in out.stderr and "NotADirectoryError" in out.stderr  # logged for whoever debugs it

@@ -24,7 +24,8 @@ def cases(
     from advisor.cli.common import console, err, user_errors
     from advisor.config import Settings, force_offline
 
-    with user_errors():
+    with user_errors(json_output=as_json):
+        from advisor.advisor import clean_question
         from advisor.cases import CaseCatalogue
         from advisor.errors import CatalogueError
 
@@ -36,6 +37,8 @@ def cases(
             if not sep or not value.strip():
                 raise CatalogueError(f"--tag must look like FIELD=VALUE, got {item!r}")
             picked.setdefault(field.strip(), []).append(value.strip())
+        if like is not None and like.strip():  # read as a question is (not UTF-8, too long...)
+            like = clean_question(like, settings.max_question_chars)
         embedder = None
         if like is not None:
             from advisor.embedding import LocalEmbeddings

@@ -2,28 +2,69 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from advisor.config import Settings, force_offline
 from advisor.errors import AdvisorError
 
+log = logging.getLogger(__name__)
+
 console = Console()
 err = Console(stderr=True)
 
+# how a command itself ends early (a gate that failed, Ctrl-C at a prompt, a bad option): not errors
+_COMMAND_LINE_EXITS = (
+    typer.Exit,
+    typer.Abort,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+)
+
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the advisor's errors into a one-line message and exit code 2."""
+def user_errors(json_output: bool = False) -> Iterator[None]:
+    """Turn the advisor's errors into a one-line message on stderr and exit code 2.
+
+    With `json_output` (a command's --json), every failure prints `{"error": ..., "kind": ...}` on
+    stdout instead: the advisor's errors with exit code 2, anything else logged (with its
+    traceback, on stderr) and exit code 1, so a script reading stdout always gets a JSON object.
+    """
     try:
         yield
     except AdvisorError as exc:
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        if json_output:
+            print_json_error(exc)
+        else:
+            err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except _COMMAND_LINE_EXITS:
+        raise
+    except Exception as exc:
+        if not json_output:
+            raise
+        log.exception("the command failed")
+        print_json_error(exc)
+        raise typer.Exit(1) from None
+
+
+def print_json_error(exc: BaseException) -> None:
+    """`{"error": message, "kind": exception class}` on stdout, one line."""
+    message = str(exc) or type(exc).__name__
+    # bytes that were not UTF-8 (surrogate escapes) would make stdout's encoder raise
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stdout.write(json.dumps({"error": message, "kind": type(exc).__name__}, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 @contextmanager

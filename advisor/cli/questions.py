@@ -91,7 +91,7 @@ def ask(
     case_study: list[str] = typer.Option(None, "--case-study", help="Only this case study."),
 ) -> None:
     """Answer one question with cited evidence."""
-    with user_errors():
+    with user_errors(json_output=as_json):
         from advisor.advisor import clean_question
 
         settings = Settings()
@@ -133,7 +133,7 @@ def chat() -> None:
 
 def sources(as_json: bool = typer.Option(False, "--json")) -> None:
     """The indexed reports, their case studies and chunk counts."""
-    with user_errors():
+    with user_errors(json_output=as_json):
         advisor = open_advisor(quiet=as_json)
         docs = advisor.sources()
     if as_json:

@@ -20,23 +20,17 @@ def guidance(
     ),
 ) -> None:
     """What the reports advise, by theme: each theme's statement and its quoted points."""
-    from advisor.cli.common import console, err
+    from advisor.cli.common import console, user_errors
     from advisor.config import Settings
     from advisor.errors import AdvisorError
     from advisor.guidance.holder import Guidance
 
-    try:
+    with user_errors(json_output=as_json):
         holder = Guidance(Settings().corpus_dir)
         served = holder.reload()
         if served is None:
             raise AdvisorError(holder.error or f"there is no guidance map at {holder.path}")
         themes = served.filtered(audience=audience, stage=stage, theme=theme)
-    except AdvisorError as exc:
-        if as_json:
-            print(json.dumps({"error": str(exc)}, ensure_ascii=False))
-        else:
-            err.print(f"[bold red]Error:[/] {_escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
     if as_json:
         print(json.dumps([t.to_json() for t in themes], indent=2, ensure_ascii=False))
         return
