@@ -24,7 +24,7 @@ from advisor.config import Settings, force_offline
 from advisor.corpus import Manifest
 from advisor.coverage import CoverageModel
 from advisor.embedding import LocalEmbeddings
-from advisor.errors import AdvisorError, IndexMissingError, InvalidQuestionError
+from advisor.errors import AdvisorError, IndexDamagedError, IndexMissingError, InvalidQuestionError
 from advisor.guidance import Guidance
 from advisor.guidance.answer import GuidanceAnswerer
 from advisor.ingest import Ingestor, IngestReport, Progress
@@ -128,6 +128,7 @@ class Advisor:
         self._retriever: HybridRetriever | None = None
         self._extractive: ExtractiveAnswerer | None = None
         self._checked = 0.0
+        self._unreadable = ""  # a published generation that could not be read (still serving the loaded one)
 
     # ---- index lifecycle -------------------------------------------------------------
     @property
@@ -135,7 +136,8 @@ class Advisor:
         return self._snapshot is not None
 
     def load(self) -> bool:
-        """Load the published index into memory; False when there is none yet."""
+        """Load the published index into memory; False when there is none yet, IndexDamagedError
+        when its files cannot be read."""
         state = self.store.state()
         if state is None:
             return False
@@ -171,10 +173,29 @@ class Advisor:
         return report
 
     def ensure_index(self, progress: Progress | None = None) -> IngestReport | None:
-        """Load the index, building it first when none exists; returns the build report if built."""
-        if self.ready or self.load():
+        """Load the index, building it first when none exists and rebuilding it when it is damaged
+        (`rebuild_damaged`); returns the build report if built."""
+        if self.ready:
             return None
+        try:
+            if self.load():
+                return None
+        except IndexDamagedError as damage:
+            if not self.settings.server_mode:
+                log.warning("%s Rebuilding it from the corpus.", damage)
+            return self.rebuild_damaged(damage, progress)
         return self.ingest(progress=progress)
+
+    def rebuild_damaged(self, damage: IndexDamagedError, progress: Progress | None = None) -> IngestReport:
+        """Rebuild a damaged embedded index from the corpus into a new generation, then serve it.
+
+        The damaged generation stays beside the new one as its predecessor (the next ingest
+        drops it). A damaged index on a Chroma server is not rebuilt but raised: the server's
+        index is shared, and whoever runs it decides when to rebuild (`advisor ingest --rebuild`).
+        """
+        if self.settings.server_mode:
+            raise damage
+        return self.ingest(rebuild=True, progress=progress)
 
     def _refresh_if_republished(self) -> None:
         # Another process (an `advisor ingest`, a replica) may have published a new generation.
@@ -183,11 +204,18 @@ class Advisor:
             return
         self._checked = now
         state = self.store.state()
-        if state is not None and (
-            self._snapshot is None or state.generation != self._snapshot.state.generation
-        ):
+        if state is None or state.generation == self._unreadable:
+            return
+        if self._snapshot is None or state.generation != self._snapshot.state.generation:
             log.info("index generation changed to %s; reloading", state.generation)
-            self.load()
+            try:
+                self.load()
+            except IndexDamagedError as exc:
+                if self._snapshot is None:
+                    raise
+                # the loaded generation is whole and in memory: answer from it, say so once
+                self._unreadable = state.generation
+                log.error("%s Still answering from generation %s.", exc, self._snapshot.generation)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -522,6 +550,6 @@ def build_advisor(
     if load:
         try:
             advisor.load()
-        except IndexMissingError:
-            log.warning("the published index is damaged; it will be rebuilt on first use")
+        except IndexDamagedError as exc:  # the front end rebuilds it (`ensure_index`) or says so
+            log.warning("%s", exc)
     return advisor

@@ -18,6 +18,7 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from advisor.embedding import LocalEmbeddings
+from advisor.errors import IndexDamagedError
 from advisor.store import IndexState, SentenceIndex
 from advisor.text import tokenize
 from advisor.types import Chunk, Filters, Passage
@@ -41,7 +42,10 @@ class IndexSnapshot:
     @classmethod
     def build(cls, state: IndexState, chunks: list[Chunk], vectors: np.ndarray) -> IndexSnapshot:
         if len(vectors) != len(chunks):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+            raise IndexDamagedError(
+                f"The index is damaged: generation {state.generation!r} holds {len(chunks)} passages "
+                f"but {len(vectors)} vectors. Rebuild it with `advisor ingest --rebuild`."
+            )
         corpus = [tokenize(lexical_text(c)) for c in chunks]
         bm25 = BM25Okapi(corpus) if chunks else None
         vectors = np.asarray(vectors, dtype=np.float32)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,12 +22,18 @@ from urllib.parse import urlparse
 import numpy as np
 
 from advisor.config import Settings, force_offline
-from advisor.errors import ConfigError, IndexMissingError
+from advisor.errors import ConfigError, IndexDamagedError
 from advisor.types import Chunk
 
 log = logging.getLogger(__name__)
 
 _BATCH = 1000
+_REBUILD = "Rebuild it with `advisor ingest --rebuild`."
+_WHAT = {"chunks": "passage vectors", "sentences": "sentence vectors"}
+_UNIT_TOLERANCE = 1e-3  # every stored vector is a unit vector (LocalEmbeddings normalises them)
+# Chroma's local HNSW segment header (hnswlib's, after a version number): what the files hold
+_HNSW_HEADER = struct.Struct("<i6Q")  # version, offset, capacity, count, bytes per element, ...
+_HNSW_HEADER_BYTES = 100
 
 
 def make_client(settings: Settings):
@@ -112,6 +120,13 @@ class ChromaStore:
         self.name = settings.collection
         self.client = client if client is not None else make_client(settings)
         self._pointer_name = f"{self.name}__pointer"
+        # where the files are, for the HNSW file check and for messages (None: a Chroma server)
+        self.index_dir = None if settings.server_mode else settings.index_dir
+        if settings.server_mode:
+            server = settings.chroma_url or f"http://{settings.chroma_host}:{settings.chroma_port or 8000}"
+            self.location = f"on the Chroma server at {server}"
+        else:
+            self.location = f"at {settings.index_dir}"
 
     # ---- reading -------------------------------------------------------------------
     def state(self) -> IndexState | None:
@@ -133,15 +148,70 @@ class ChromaStore:
         )
 
     def _collections(self, generation: str):
+        """The generation's (chunks, sentences) collections; IndexDamagedError when the pointer
+        names collections that are not there, or their vector files are cut short."""
+        from chromadb.errors import ChromaError
+
+        self._check_vector_files(generation)
         try:
             return (
                 self.client.get_collection(f"{generation}_chunks", embedding_function=None),
                 self.client.get_collection(f"{generation}_sentences", embedding_function=None),
             )
-        except Exception as exc:
-            raise IndexMissingError(
-                f"The index generation {generation!r} is missing or damaged; run `advisor ingest --rebuild`."
+        except (ChromaError, ValueError) as exc:  # NotFoundError (a ValueError in older Chroma)
+            raise IndexDamagedError(
+                f"The index {self.location} is damaged: its published generation {generation!r} "
+                f"has no collections ({exc}). {_REBUILD}"
             ) from exc
+
+    def _damaged(self, generation: str, kind: str, cause: object) -> IndexDamagedError:
+        return IndexDamagedError(
+            f"The index {self.location} is damaged: the {_WHAT[kind]} of generation {generation!r} "
+            f"could not be read ({cause}). {_REBUILD}"
+        )
+
+    def _check_vector_files(self, generation: str) -> None:
+        """Embedded store: each of the generation's HNSW segments holds as many bytes as its
+        header says. Chroma reads a cut-short file as if it were whole: mostly it then raises,
+        but now and then the process dies (SIGSEGV, measured on emptied data_level0.bin files),
+        so this is checked before Chroma opens them. Nothing is checked when Chroma's catalogue
+        or a header is not in the layout this knows (another Chroma version)."""
+        if self.index_dir is None:
+            return
+        try:
+            db = sqlite3.connect(f"{(self.index_dir / 'chroma.sqlite3').as_uri()}?mode=ro", uri=True)
+            try:
+                rows = db.execute(
+                    "SELECT c.name, s.id FROM segments s JOIN collections c ON s.collection = c.id "
+                    "WHERE s.scope = 'VECTOR' AND c.name IN (?, ?)",
+                    (f"{generation}_chunks", f"{generation}_sentences"),
+                ).fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.debug("vector files of %s not checked: %s", generation, exc)
+            return
+        for name, segment in rows:
+            folder = self.index_dir / segment
+            header = folder / "header.bin"
+            if not header.is_file():
+                continue  # no vectors flushed to files yet: they are in Chroma's log
+            raw = header.read_bytes()
+            kind = name.rsplit("_", 1)[1]
+            if len(raw) < _HNSW_HEADER_BYTES:
+                raise self._damaged(generation, kind, f"{header} is {len(raw)} bytes long, not 100")
+            version, _, _, count, per_element = _HNSW_HEADER.unpack_from(raw)[:5]
+            if version != 1:
+                continue
+            for file, expected in (("data_level0.bin", count * per_element), ("length.bin", count * 4)):
+                path = folder / file
+                size = path.stat().st_size if path.is_file() else 0
+                if size < expected:
+                    raise self._damaged(
+                        generation,
+                        kind,
+                        f"{path} holds {size:,} bytes; its header says {count:,} vectors, {expected:,} bytes",
+                    )
 
     def load_chunks(self, state: IndexState) -> list[Chunk]:
         """Every chunk of a generation, in document order."""
@@ -150,7 +220,7 @@ class ChromaStore:
     def load_chunk_vectors(self, state: IndexState) -> tuple[list[Chunk], np.ndarray]:
         """Every chunk of a generation, in document order, with its vector (one row each)."""
         chunks_col, _ = self._collections(state.generation)
-        got = self._get_all(chunks_col, include=["documents", "metadatas", "embeddings"])
+        got = self._read_vectors(chunks_col, state.generation, "chunks")
         rows = [
             (Chunk(id=i, doc_id=str(m.get("source", "")), text=d, meta=dict(m)), e)
             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
@@ -162,12 +232,10 @@ class ChromaStore:
     def load_sentences(self, state: IndexState) -> SentenceIndex:
         """Every sentence of a generation with its vector."""
         _, sent_col = self._collections(state.generation)
-        got = self._get_all(sent_col, include=["documents", "metadatas", "embeddings"])
+        got = self._read_vectors(sent_col, state.generation, "sentences")
         chunk_ids = [str(m["chunk_id"]) for m in got["metadatas"]]
         starts = np.array([int(m.get("start", 0)) for m in got["metadatas"]], dtype=np.int64)
-        vectors = np.asarray(got["embeddings"], dtype=np.float32)
-        if vectors.size == 0:
-            vectors = vectors.reshape(0, 0)
+        vectors = got["embeddings"]
         by_chunk: dict[str, list[int]] = {}
         for row, cid in enumerate(chunk_ids):
             by_chunk.setdefault(cid, []).append(row)
@@ -178,6 +246,29 @@ class ChromaStore:
             vectors=vectors,
             by_chunk={k: np.array(v, dtype=np.int64) for k, v in by_chunk.items()},
         )
+
+    def _read_vectors(self, collection, generation: str, kind: str) -> dict[str, Any]:
+        """Every row of a generation's collection with its vector (as one float32 array), or
+        IndexDamagedError when Chroma cannot read them or they are not the unit vectors stored."""
+        from chromadb.errors import ChromaError
+
+        try:
+            got = self._get_all(collection, include=["documents", "metadatas", "embeddings"])
+            vectors = np.asarray(got["embeddings"], dtype=np.float32)
+        except (ChromaError, ValueError) as exc:  # ValueError: vectors of different lengths
+            raise self._damaged(generation, kind, exc) from exc
+        n = len(got["ids"])
+        if not n:
+            got["embeddings"] = vectors.reshape(0, 0)
+            return got
+        if vectors.ndim != 2 or len(vectors) != n:
+            raise self._damaged(generation, kind, f"{n} rows but {len(vectors)} vectors")
+        norms = np.linalg.norm(vectors, axis=1)
+        off = int(np.count_nonzero(~(np.abs(norms - 1.0) <= _UNIT_TOLERANCE)))  # NaN counts as off
+        if off:
+            raise self._damaged(generation, kind, f"{off} of {n} {_WHAT[kind]} are not unit vectors")
+        got["embeddings"] = vectors
+        return got
 
     @staticmethod
     def _get_all(collection, include: list[str], where: dict | None = None) -> dict[str, list]:

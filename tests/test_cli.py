@@ -158,6 +158,41 @@ def test_a_terminal_sees_the_llm_draft_stream_then_the_verified_answer(built_adv
     assert piped.getvalue() == ""
 
 
+# ---- a damaged index (issue 16) ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [["sources", "--json"], ["ask", "What are the three core pillars for adopting a proven innovation?"]],
+    ids=["sources", "ask"],
+)
+def test_a_damaged_index_is_rebuilt_before_answering(built_advisor, built_settings, tmp_path, args):
+    """The probe's damage (`truncate -s0 data/chroma/*/data_level0.bin`) crashed `ask` and
+    `sources` with Chroma's InternalError; the embedded index is now rebuilt, saying why."""
+    from tests.test_damaged_index import REPORT, damaged_index_settings
+
+    settings = damaged_index_settings(built_settings, tmp_path)
+    out = run(args, settings)
+    assert "Traceback" not in out.stderr
+    assert out.returncode == 0, out.stderr
+    assert "is damaged" in out.stderr and "Rebuilding it from the corpus" in out.stderr
+    assert "published a new index" in out.stderr
+    if args[0] == "sources":
+        assert [d["source"] for d in json.loads(out.stdout)] == [REPORT]
+    else:
+        assert "three core pillars" in out.stdout and "Sources" in out.stdout
+
+
+def test_ingest_on_a_damaged_index_says_how_to_rebuild(built_advisor, built_settings, tmp_path):
+    from tests.test_damaged_index import damaged_index_settings
+
+    settings = damaged_index_settings(built_settings, tmp_path)
+    out = run(["ingest", "-q"], settings)  # would copy the unchanged report's vectors: unreadable
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "is damaged" in out.stderr and "advisor ingest --rebuild" in out.stderr
+    rebuilt = run(["ingest", "-q", "--rebuild"], settings)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "published a new index" in rebuilt.stdout
+
+
 # ---- bytes that are not UTF-8 in a question (issue 16) -------------------------------------
 def test_a_question_that_is_not_utf8_gets_a_message_not_a_traceback(make_settings):
     """On Linux, argv bytes that are not UTF-8 reach Python as surrogate escapes; the tokenizer

@@ -106,3 +106,16 @@ def test_retrieval_finds_the_dev_smoke_reference_passages(built_advisor):
         recalls.append(sum(quote_found(q, texts) for q in quotes) / len(quotes))
     assert len(recalls) == 13
     assert sum(recalls) / len(recalls) >= 0.846 - 1e-3
+
+
+def test_a_snapshot_whose_vectors_do_not_line_up_with_its_chunks_is_a_damaged_index(built_advisor):
+    """Chunks and vectors read from one generation must pair up one to one; when they do not,
+    the index is damaged and the message says how to rebuild it (not a bare ValueError)."""
+    from advisor.errors import IndexDamagedError
+    from advisor.retrieval import IndexSnapshot
+
+    snapshot = built_advisor.index
+    with pytest.raises(IndexDamagedError, match=r"advisor ingest --rebuild") as caught:
+        IndexSnapshot.build(snapshot.state, snapshot.chunks, snapshot.vectors[:-1])
+    assert snapshot.generation in str(caught.value)
+    assert f"{len(snapshot.chunks)} passages but {len(snapshot.chunks) - 1} vectors" in str(caught.value)

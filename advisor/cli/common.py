@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from advisor.config import Settings, force_offline
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, IndexDamagedError
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,30 @@ def progress_bar(enabled: bool = True):
 
 
 def open_advisor(settings: Settings | None = None, build_if_missing: bool = True, quiet: bool = False):
-    """The advisor over the published index, built first (with progress on stderr) when none exists."""
+    """The advisor over the published index, built first (with progress on stderr) when none exists
+    and rebuilt when the embedded index is damaged (`Advisor.rebuild_damaged`; a damaged index on a
+    Chroma server is an IndexDamagedError, shown by `user_errors`)."""
     from advisor.advisor import build_advisor
 
     force_offline()
-    advisor = build_advisor(settings or Settings())
-    if build_if_missing and not advisor.ready:
+    settings = settings or Settings()
+    advisor = build_advisor(settings, load=False)
+    try:
+        if advisor.load() or not build_if_missing:
+            return advisor
+    except IndexDamagedError as damage:
+        if not build_if_missing or settings.server_mode:
+            raise
+        err.print(
+            f"{escape(str(damage))}\nRebuilding it from the corpus now.", highlight=False, soft_wrap=True
+        )
+        with progress_bar(not quiet) as progress:
+            report = advisor.rebuild_damaged(damage, progress=progress)
+    else:
         err.print("No index yet: building it from the corpus first (this happens once).")
         with progress_bar(not quiet) as progress:
-            report = advisor.ensure_index(progress=progress)
-        if report is not None:
-            print_ingest_summary(report, to=err)
+            report = advisor.ingest(progress=progress)
+    print_ingest_summary(report, to=err)
     return advisor
 
 

@@ -263,8 +263,8 @@ class PageHandlers:
         answers = dict(answers or {})
         earlier = plain_history(history, answers)
         history = history + [{"role": "user", "content": shown_question(question)}]
-        if not self.advisor.ready:
-            history.append({"role": "assistant", "content": self.builder.status()})
+        if not self.builder.ready_now():  # being built, or damaged (read again: it may be rebuilt)
+            history.append({"role": "assistant", "content": escape_text(self.builder.status())})
             yield ChatTurn(history, render_evidence(None), "", answers, "")
             return
         yield ChatTurn(list(history), KEEP, "", answers, "")  # the question shows at once, the box empties
