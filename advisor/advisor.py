@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+WARM_UP_QUESTION = "How do innovations spread across the NHS?"
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 # lone surrogates: bytes that were not UTF-8 (on Linux, argv and file names carry them as
 # \udc80-\udcff), or a broken escape in JSON; the tokenizer cannot take them
@@ -246,6 +248,20 @@ class Advisor:
     ) -> str:
         """The standalone query a (follow-up) question is searched with (an LLM's within `budget`)."""
         return self.condenser.condense(question, history, budget=budget)
+
+    def warm_up(self) -> float:
+        """Answer one question offline and drop the answer, before serving: the model, the
+        question models and the guidance map's vectors (about 1,800 sentences, tens of seconds
+        on two cores) are loaded then rather than by the first person to ask. Seconds taken."""
+        if not self.ready:
+            return 0.0
+        started = time.perf_counter()
+        llm, self.llm_answerer = self.llm_answerer, None  # not yet serving: nothing else reads it
+        try:
+            self.ask(WARM_UP_QUESTION)
+        finally:
+            self.llm_answerer = llm
+        return time.perf_counter() - started
 
     def ask(
         self,

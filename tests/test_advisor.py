@@ -131,3 +131,15 @@ def test_bad_questions_get_a_clear_message(built_advisor, bad, needle):
 
 def test_clean_question_keeps_normal_text():
     assert clean_question("  How  do I\nscale?  ", 100) == "How do I scale?"
+
+
+def test_warm_up_loads_what_the_first_question_would_wait_for(built_advisor, built_settings):
+    from advisor.advisor import build_advisor
+
+    fresh = build_advisor(built_settings, embedder=built_advisor.embedder)
+    matcher = fresh.guidance.matcher
+    assert matcher is not None and matcher._ready is False
+    sentinel = object()
+    fresh.llm_answerer = sentinel  # never called: the warm-up answers offline
+    assert fresh.warm_up() > 0
+    assert matcher._ready is True and fresh.llm_answerer is sentinel

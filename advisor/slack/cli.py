@@ -48,6 +48,7 @@ def slack(
         from advisor.slack.server import SlackHttpServer, serve_socket_mode
 
         advisor = _advisor(settings)
+        advisor.warm_up()  # the model and the map's vectors load now, not on the first question
         store = FeedbackStore.from_settings(settings)
         app = build_slack_app(
             advisor,

@@ -375,5 +375,5 @@ def launch(settings: Settings | None = None, *, block: bool = True):
     feedback = FeedbackStore.from_settings(settings)
     demo = build_ui(advisor, settings, feedback, builder)
     if advisor.ready:
-        advisor.embedder.encode(["warm up"])  # load the model before the first question
+        log.info("warmed up in %.1f s", advisor.warm_up())  # before the first question, not during it
     return serve(demo, settings, block=block), advisor, builder
