@@ -210,7 +210,9 @@ def test_export_works_from_a_read_only_data_folder(tmp_path):
     env = {**os.environ, "ADVISOR_DATA_DIR": str(data), "HOME": str(tmp_path)}
     try:
         result = subprocess.run(
-            respecting_permissions([sys.executable, "-m", "advisor", "feedback", "export", "--format", "jsonl"]),
+            respecting_permissions(
+                [sys.executable, "-m", "advisor", "feedback", "export", "--format", "jsonl"]
+            ),
             env=env,
             cwd="/",
             capture_output=True,
