@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -167,8 +168,8 @@ class FeedbackStore:
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).mappings().all()
-        except OperationalError as exc:
-            if "no such table" in str(exc.orig):  # a read-only look at a database never written
+        except DBAPIError as exc:
+            if not inspect(self.engine).has_table("feedback"):  # a read-only look at a database never written
                 return []
             raise DatabaseError(
                 f"Could not read feedback from {shown_url(self.url)}: {_reason(exc)}"

@@ -250,3 +250,10 @@ def test_read_only_store_refuses_writes(tmp_path):
     assert len(ro.list()) == 1
     with pytest.raises(feedback.AdvisorError, match="read-only"):
         ro.record("web", "q", RECORD, "up")
+
+
+def test_read_only_store_on_a_database_never_written_lists_nothing(tmp_path, fresh_postgres):
+    sqlite_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    create_engine(sqlite_url).connect().close()  # the file exists, without tables
+    for url in (sqlite_url, fresh_postgres):
+        assert FeedbackStore(url, read_only=True).list() == []
