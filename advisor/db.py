@@ -30,9 +30,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Integer,
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     delete,
     event,
@@ -40,16 +42,32 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from advisor.errors import AdvisorError
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_MS = 30_000
+PG_CONNECT_TIMEOUT = 5  # seconds to reach PostgreSQL before a write is kept for a retry
 _SCHEMA_LOCK = 0x5350524541  # "SPREA": the advisory lock schema creation takes on PostgreSQL
 
 metadata = MetaData()
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("question", Text, nullable=False),
+    Column("query", Text, nullable=False, default=""),
+    Column("answer", Text, nullable=False),
+    Column("citations", JSON, nullable=False),
+    Column("verdict", String(8), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("meta", JSON, nullable=False),
+)
 
 seen_keys = Table(
     "seen_keys",
@@ -95,7 +113,11 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     folder cannot be written, where SQLite could not even create its lock files)."""
     path = sqlite_path(url)
     if path is None:
-        return create_engine(url, future=True, pool_pre_ping=True)
+        options: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT}  # not the OS's minutes
+        engine = create_engine(url, future=True, pool_pre_ping=True, **options)
+        return engine.execution_options(postgresql_readonly=True) if read_only else engine
     if read_only:
         if not path.exists():
             raise DatabaseError(f"There is no feedback database at {path} yet: nothing has been stored.")
@@ -181,11 +203,12 @@ class SharedDeduper:
     test: the primary key refuses a second one, whichever process tries it."""
 
     def __init__(self, engine: Engine, ttl_seconds: float = 3600.0, purge_every: int = 200) -> None:
+        from advisor.slack.delivery import EventDeduper
+
         self.engine = engine
         self.ttl = timedelta(seconds=ttl_seconds)
-        self.purge_every = purge_every
-        self._calls = 0
-        self._lock = threading.Lock()
+        self.local = EventDeduper(ttl_seconds)  # while the database cannot be reached
+        self._purge = Every(purge_every)
 
     def first_time(self, *keys: str) -> bool:
         """True (and remember every key) unless one of the keys was seen within the TTL."""
@@ -203,17 +226,19 @@ class SharedDeduper:
             return True
         except IntegrityError:
             return False
+        except SQLAlchemyError as exc:  # the database is busy or down: Slack waits 3 s for the ack
+            log.warning(
+                "the shared event keys are unreachable (%s): this replica's memory decides", exc_line(exc)
+            )
+            return self.local.first_time(*keys)
 
     def _maybe_purge(self, now: datetime) -> None:
-        with self._lock:
-            self._calls += 1
-            due = self._calls % self.purge_every == 1
-        if due:
+        if self._purge.due():
             try:
                 with self.engine.begin() as conn:
                     conn.execute(delete(seen_keys).where(seen_keys.c.seen_at < now - self.ttl))
-            except OperationalError as exc:  # a busy database: the next purge will do
-                log.warning("could not purge old Slack event keys: %s", exc.orig)
+            except SQLAlchemyError as exc:  # a busy database: the next purge will do
+                log.warning("could not purge old Slack event keys: %s", exc_line(exc))
 
 
 class SharedAnswers:
@@ -223,31 +248,47 @@ class SharedAnswers:
     def __init__(self, engine: Engine, keep_days: float = 30.0, purge_every: int = 200) -> None:
         self.engine = engine
         self.keep = timedelta(days=keep_days)
-        self.purge_every = purge_every
-        self._calls = 0
-        self._lock = threading.Lock()
+        self._purge = Every(purge_every)
 
     def put(self, answer_id: str, record: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        with self._lock:
-            self._calls += 1
-            due = self._calls % self.purge_every == 1
         try:
             with self.engine.begin() as conn:
-                if due:
+                if self._purge.due():
                     conn.execute(delete(answers).where(answers.c.created_at < now - self.keep))
                 conn.execute(insert(answers).values(id=answer_id, created_at=now, record=_jsonable(record)))
         except Exception as exc:  # noqa: BLE001 - a lost record only makes later feedback partial
-            log.warning("could not keep answer %s for its feedback buttons: %s", answer_id, exc)
+            log.warning("could not keep answer %s for its feedback buttons: %s", answer_id, exc_line(exc))
 
     def get(self, answer_id: str) -> dict[str, Any] | None:
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(select(answers.c.record).where(answers.c.id == answer_id)).first()
         except Exception as exc:  # noqa: BLE001 - the feedback is then stored from the message itself
-            log.warning("could not read answer %s: %s", answer_id, exc)
+            log.warning("could not read answer %s: %s", answer_id, exc_line(exc))
             return None
         return dict(row[0]) if row else None
+
+
+class Every:
+    """True on the first call and then on every n-th: how often old rows are purged."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(1, n)
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            self._calls += 1
+            return (self._calls - 1) % self.n == 0
+
+
+def exc_line(exc: BaseException) -> str:
+    """A database error in one line: the driver's message, never SQLAlchemy's statement and
+    parameters (they hold people's questions and answers)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:

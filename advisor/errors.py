@@ -25,10 +25,6 @@ class ConfigError(AdvisorError):
     """A setting is missing or invalid; the message names the variable."""
 
 
-class LLMUnavailableError(AdvisorError):
-    """The configured LLM did not answer usably within its time and retry budget."""
-
-
 class UnreadableFileError(AdvisorError):
     """A file could not be read as a report; the message says why."""
 

@@ -3,11 +3,12 @@
 One table in the shared database (`advisor.db`, `ADVISOR_DB_URL`): SQLite in the data directory
 by default (WAL mode and a busy timeout, so a web process and a Slack process writing at once
 lose nothing), or a shared PostgreSQL for several replicas. Exported as CSV or JSONL, through a
-read-only connection.
+read-only connection (SQLite's `mode=ro`, PostgreSQL's read-only transactions).
 
-Feedback that cannot be written (the database locked past its busy timeout, or down) is not
-lost: `submit` keeps it in an outbox (in memory, and in a JSONL file when one is given, so it
-survives a restart) and a background thread retries until it is stored.
+Feedback the database refuses for being busy (locked past its busy timeout, down, unreachable)
+is not lost: `submit` keeps it in an `Outbox` (a JSONL file when one is given, so it survives a
+restart; memory otherwise) and a background thread retries until it is stored. A row the
+database refuses for itself raises `DatabaseError` and is never retried.
 """
 
 from __future__ import annotations
@@ -25,20 +26,14 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Integer,
-    String,
-    Table,
-    Text,
     insert,
     inspect,
     select,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from advisor.db import DatabaseError, create_schema, make_engine, metadata, shown_url
+from advisor.db import DatabaseError, create_schema, exc_line, make_engine, shown_url
+from advisor.db import feedback as feedback_table
 from advisor.errors import AdvisorError
 
 log = logging.getLogger(__name__)
@@ -47,20 +42,6 @@ Verdict = Literal["up", "down"]
 VERDICTS = ("up", "down")
 EXPORT_FORMATS = ("csv", "jsonl")
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between outbox retries; the last repeats
-feedback_table = Table(
-    "feedback",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("channel", String(32), nullable=False),
-    Column("question", Text, nullable=False),
-    Column("query", Text, nullable=False, default=""),
-    Column("answer", Text, nullable=False),
-    Column("citations", JSON, nullable=False),
-    Column("verdict", String(8), nullable=False),
-    Column("comment", Text, nullable=False, default=""),
-    Column("meta", JSON, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -132,10 +113,13 @@ class FeedbackStore:
             return None
         try:
             return self._insert(row)
-        except (OperationalError, DBAPIError, DatabaseError) as exc:
-            log.warning("feedback kept for a retry: the database refused it (%s)", _reason(exc))
+        except (OperationalError, InterfaceError) as exc:  # locked, down, unreachable: it will pass
+            log.warning("feedback kept for a retry: the database refused it (%s)", exc_line(exc))
             self.outbox.keep(row)
             return None
+        except DBAPIError as exc:  # the row itself is refused: retrying would not help
+            log.error("feedback refused by the database (%s): %r", exc_line(exc), row["question"][:200])
+            raise DatabaseError(f"The feedback could not be stored: {exc_line(exc)}") from None
 
     @staticmethod
     def _row(channel, question, answer_record, verdict, comment, meta) -> dict[str, Any]:
@@ -144,12 +128,12 @@ class FeedbackStore:
         return {
             "created_at": datetime.now(UTC),
             "channel": channel,
-            "question": question,
-            "query": str(answer_record.get("query") or question),
-            "answer": str(answer_record.get("answer", "")),
+            "question": question.replace("\x00", ""),
+            "query": str(answer_record.get("query") or question).replace("\x00", ""),
+            "answer": str(answer_record.get("answer", "")).replace("\x00", ""),
             "citations": list(answer_record.get("citations", [])),
             "verdict": verdict,
-            "comment": (comment or "").strip()[:5000],
+            "comment": (comment or "").replace("\x00", "").strip()[:5000],  # PostgreSQL refuses NUL
             "meta": dict(meta or {}),
         }
 
@@ -169,10 +153,13 @@ class FeedbackStore:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).mappings().all()
         except DBAPIError as exc:
-            if not inspect(self.engine).has_table("feedback"):  # a read-only look at a database never written
-                return []
+            try:
+                if not inspect(self.engine).has_table("feedback"):  # a look at a database never written
+                    return []
+            except DBAPIError:
+                pass
             raise DatabaseError(
-                f"Could not read feedback from {shown_url(self.url)}: {_reason(exc)}"
+                f"Could not read feedback from {shown_url(self.url)}: {exc_line(exc)}"
             ) from None
         return [
             Feedback(**{**row, "created_at": _as_utc(row["created_at"])})  # sqlite drops the tz
@@ -181,23 +168,7 @@ class FeedbackStore:
 
     def export(self, out: TextIO, fmt: str = "csv") -> int:
         """Write all feedback to a text stream as CSV or JSONL; returns the row count."""
-        if fmt not in EXPORT_FORMATS:
-            raise AdvisorError(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
-        items = self.list()
-        records = [f.to_record() for f in items]
-        if fmt == "jsonl":
-            out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        else:
-            writer = csv.DictWriter(out, fieldnames=list(Feedback.__dataclass_fields__))
-            writer.writeheader()
-            for record in records:
-                writer.writerow(
-                    {
-                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
-                        for k, v in record.items()
-                    }
-                )
-        return len(records)
+        return write_feedback(out, self.list(), fmt)
 
     def export_text(self, fmt: str = "csv") -> str:
         """All feedback as one CSV or JSONL string."""
@@ -210,6 +181,26 @@ def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def write_feedback(out: TextIO, items: list[Feedback], fmt: str = "csv") -> int:
+    """Feedback rows to a text stream as CSV or JSONL; returns the row count."""
+    if fmt not in EXPORT_FORMATS:
+        raise AdvisorError(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    records = [f.to_record() for f in items]
+    if fmt == "jsonl":
+        out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    else:
+        writer = csv.DictWriter(out, fieldnames=list(Feedback.__dataclass_fields__))
+        writer.writeheader()
+        for record in records:
+            writer.writerow(
+                {
+                    k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+                    for k, v in record.items()
+                }
+            )
+    return len(records)
+
+
 def iter_verdicts(items: Iterable[Feedback]) -> dict[str, int]:
     """How many up and down verdicts there are."""
     counts = {v: 0 for v in VERDICTS}
@@ -218,43 +209,48 @@ def iter_verdicts(items: Iterable[Feedback]) -> dict[str, int]:
     return counts
 
 
-def _reason(exc: Exception) -> str:
-    """A database error in one line: the driver's message, not SQLAlchemy's statement dump."""
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
-
-
 class Outbox:
-    """Feedback rows the database refused, kept in order and retried in a background thread.
+    """Feedback rows the database refused, kept and retried by a background thread.
 
-    With a file, rows are appended as JSON lines under an exclusive lock, so a restart (or
-    another process sharing the data folder) loses none; the retry thread stores them in order
-    and rewrites the file with whatever is still refused.
+    With a file, each row is appended as a JSON line under an exclusive lock, so a restart (or
+    another process sharing the data folder) loses none; without one, or while another process
+    holds the file to store its rows, the row waits in this process's memory. The retry thread
+    stores rows in order and rewrites the file after each one, so a restart mid-way stores none
+    twice (a commit whose reply is lost still can). A row the database refuses for itself, not
+    for being busy, and a line that is not JSON, are set aside in `<outbox>.rejected.jsonl` and
+    logged, so they never hold up the rows behind them.
     """
 
     def __init__(self, insert_row, path: Path | None = None) -> None:
         self.insert_row = insert_row
         self.path = path
         self._rows: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _rows and _thread
+        self._flushing = threading.Lock()  # one flush at a time in this process
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+
+    @property
+    def rejected_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.stem + ".rejected.jsonl")
 
     def pending(self) -> int:
         """How many rows wait to be stored (this process's, and the file's)."""
         with self._lock:
-            return len(self._rows) + (len(self._read_file()) if self.path else 0)
+            waiting = len(self._rows)
+        if self.path is not None:
+            try:
+                with self.path.open(encoding="utf-8") as f:
+                    waiting += sum(1 for line in f if line.strip())
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cannot read the feedback outbox %s: %s", self.path, exc)
+        return waiting
 
     def keep(self, row: dict[str, Any]) -> None:
         with self._lock:
-            if self.path is not None:
-                try:
-                    self._append_file(row)
-                except OSError as exc:
-                    log.warning(
-                        "cannot write the feedback outbox %s (%s): keeping it in memory", self.path, exc
-                    )
-                    self._rows.append(row)
-            else:
+            if not (self.path is not None and self._append_file(row)):
                 self._rows.append(row)
         self._start()
 
@@ -262,24 +258,40 @@ class Outbox:
         if self.pending():
             self._start()
 
+    def retry_now(self) -> None:
+        """Wake the retry thread (tests, and operators after fixing the database)."""
+        self._wake.set()
+
     def flush(self) -> int:
-        """Store what waits, in order, until the database refuses one; returns how many are left."""
-        with self._lock:
-            while self._rows:
-                try:
-                    self.insert_row(self._rows[0])
-                except Exception as exc:  # noqa: BLE001 - still refused: retried later
-                    log.info("feedback outbox: still refused (%s)", _reason(exc))
+        """Store what waits, in order, until the database is busy again; how many are left."""
+        with self._flushing:
+            while True:
+                with self._lock:
+                    row = self._rows[0] if self._rows else None
+                if row is None or self._store(row) == "busy":
                     break
-                self._rows.pop(0)
-            left = len(self._rows)
+                with self._lock:
+                    self._rows.pop(0)
             if self.path is not None and self.path.exists():
-                left += self._flush_file()
-            return left
+                self._flush_file()
+            return self.pending()
+
+    def _store(self, row: dict[str, Any]) -> str:
+        """ "stored", "busy" (retry later) or "rejected" (set aside)."""
+        try:
+            self.insert_row(row)
+            return "stored"
+        except (OperationalError, InterfaceError, DatabaseError) as exc:
+            log.info("feedback outbox: the database is still busy (%s)", exc_line(exc))
+            return "busy"
+        except Exception as exc:  # noqa: BLE001 - the row itself is refused: set aside, logged
+            log.error("feedback outbox: a row was refused (%s); set aside", exc_line(exc))
+            self._reject(_to_json(row) if isinstance(row.get("created_at"), datetime) else row)
+            return "rejected"
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._retry, name="feedback-outbox", daemon=True)
             self._thread.start()
@@ -289,50 +301,68 @@ class Outbox:
         while True:
             self._wake.wait(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
             self._wake.clear()
-            if self.flush() == 0:
-                log.info("feedback outbox: every kept row is stored")
-                return
+            try:
+                left = self.flush()
+            except Exception:  # the thread must outlive any surprise; logged
+                log.exception("feedback outbox: the retry failed")
+                left = 1
+            with self._lock:  # decided under the lock: a row kept meanwhile finds no thread and starts one
+                if left == 0 and not self._rows:
+                    self._thread = None
+                    log.info("feedback outbox: every kept row is stored")
+                    return
             attempt += 1
 
-    def retry_now(self) -> None:
-        """Wake the retry thread (tests, and operators after fixing the database)."""
-        self._wake.set()
-
-    # ---- the file, under an exclusive lock -------------------------------------------------
-    def _append_file(self, row: dict[str, Any]) -> None:
+    # ---- the files ------------------------------------------------------------------------
+    def _append_file(self, row: dict[str, Any]) -> bool:
+        """Append under the file's lock; False (the caller keeps it in memory) when the file
+        cannot be written or another process is storing its rows right now."""
         assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            f.write(json.dumps(_to_json(row), ensure_ascii=False) + "\n")
-
-    def _read_file(self) -> list[dict[str, Any]]:
-        if self.path is None or not self.path.exists():
-            return []
         try:
-            with self.path.open(encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read the feedback outbox %s: %s", self.path, exc)
-            return []
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                f.write(json.dumps(_to_json(row), ensure_ascii=False) + "\n")
+            return True
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            log.warning("cannot write the feedback outbox %s (%s): keeping it in memory", self.path, exc)
+            return False
 
-    def _flush_file(self) -> int:
+    def _flush_file(self) -> None:
         assert self.path is not None
         with self.path.open("r+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            rows = [json.loads(line) for line in f if line.strip()]
-            stored = 0
-            for row in rows:
+            lines = [line for line in f if line.strip()]
+            while lines:
                 try:
-                    self.insert_row(_from_json(row))
-                except Exception as exc:  # noqa: BLE001 - still refused: keep it and the rest
-                    log.info("feedback outbox: still refused (%s)", _reason(exc))
-                    break
-                stored += 1
-            f.seek(0)
-            f.truncate()
-            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows[stored:])
-            return len(rows) - stored
+                    row = _from_json(json.loads(lines[0]))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    log.error("feedback outbox: a line is not a feedback row (%s); set aside", exc)
+                    self._reject_line(lines[0])
+                else:
+                    if self._store(row) == "busy":
+                        break
+                lines.pop(0)
+                f.seek(0)  # rewritten after each row: a restart from here stores none twice
+                f.truncate()
+                f.writelines(lines)
+                f.flush()
+
+    def _reject(self, row: dict[str, Any]) -> None:
+        self._reject_line(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+    def _reject_line(self, line: str) -> None:
+        target = self.rejected_path
+        if target is None:
+            log.error("feedback outbox: rejected row dropped (no outbox file): %s", line[:300])
+            return
+        try:
+            with target.open("a", encoding="utf-8") as f:
+                f.write(line if line.endswith("\n") else line + "\n")
+        except OSError as exc:
+            log.error("cannot set a rejected feedback row aside in %s (%s): %s", target, exc, line[:300])
 
 
 def _to_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -49,8 +49,14 @@ def drive(urls: list[str], clients: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    ready = threading.Barrier(clients + 1)
     stop_at = [0.0]
+    started = [0.0]
+
+    def go() -> None:  # run by the last thread through the barrier, before any is released
+        started[0] = time.monotonic()
+        stop_at[0] = started[0] + seconds
+
+    ready = threading.Barrier(clients + 1, action=go)
 
     def client(i: int) -> None:
         try:
@@ -81,11 +87,9 @@ def drive(urls: list[str], clients: int, seconds: float) -> dict:
     for t in threads:
         t.start()
     ready.wait()
-    started = time.monotonic()
-    stop_at[0] = started + seconds
     for t in threads:
         t.join(timeout=seconds + 180)
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - started[0]
     return {
         "answers": len(latencies),
         "seconds": round(elapsed, 1),

@@ -145,14 +145,14 @@ def postgres_url():
 
 @pytest.fixture
 def fresh_postgres(postgres_url):
-    """A new, empty database in the session's PostgreSQL; its URL."""
-    import uuid
-
+    """A new, empty database in the session's PostgreSQL; its URL (dropped afterwards)."""
     from sqlalchemy import create_engine, text
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    from tests.services import new_database
+
+    url = new_database(postgres_url, "t")
+    yield url
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
     admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -257,3 +257,51 @@ def test_read_only_store_on_a_database_never_written_lists_nothing(tmp_path, fre
     create_engine(sqlite_url).connect().close()  # the file exists, without tables
     for url in (sqlite_url, fresh_postgres):
         assert FeedbackStore(url, read_only=True).list() == []
+
+
+def test_a_nul_in_a_comment_is_stored_on_postgres_not_kept_forever(fresh_postgres):
+    """psycopg refuses NUL in text: before, such a row went to the outbox, failed every retry
+    and held up all feedback behind it."""
+    store = FeedbackStore(fresh_postgres)
+    assert isinstance(store.submit("web", "q\x00", RECORD, "down", "bad\x00comment"), int)
+    assert [(f.question, f.comment) for f in store.list()] == [("q", "badcomment")]
+    assert store.outbox.pending() == 0
+
+
+def test_rows_refused_for_themselves_and_broken_lines_are_set_aside(tmp_path, short_busy):
+    from sqlalchemy.exc import DataError
+
+    url, outbox = f"sqlite:///{tmp_path / 'fb.sqlite3'}", tmp_path / "outbox.jsonl"
+    store = FeedbackStore(url, outbox=outbox)
+    insert_row = store.outbox.insert_row
+
+    def refuse_bad(row):
+        if row["question"] == "bad":
+            raise DataError("INSERT ...", {}, ValueError("value out of range"))
+        return insert_row(row)
+
+    store.outbox.insert_row = refuse_bad
+    lock = hold_write_lock(tmp_path / "fb.sqlite3")
+    try:
+        for question in ("first", "bad", "last"):
+            assert store.submit("web", question, RECORD, "up") is None
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    with outbox.open("a") as f:
+        f.write("{not json\n")
+    store.submit("web", "after", RECORD, "up")  # queued behind the kept rows
+    store.outbox.retry_now()
+    deadline = time.monotonic() + 30
+    while store.outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [f.question for f in store.list()] == ["first", "last", "after"]
+    rejected = (tmp_path / "outbox.rejected.jsonl").read_text().splitlines()
+    assert len(rejected) == 2 and json.loads(rejected[0])["question"] == "bad" and rejected[1] == "{not json"
+
+
+def test_shared_deduper_falls_back_to_memory_when_the_database_is_unreachable(tmp_path):
+    deduper = SharedDeduper(open_database(f"sqlite:///{tmp_path / 'x.sqlite3'}"))
+    deduper.engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'nowhere.sqlite3'}")
+    assert deduper.first_time("event:E1") is True
+    assert deduper.first_time("event:E1") is False  # remembered by this replica meanwhile

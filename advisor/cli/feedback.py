@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -20,15 +21,16 @@ def feedback_export(
     from advisor.config import Settings
 
     with user_errors():
-        from advisor.feedback import FeedbackStore, iter_verdicts
+        from advisor.feedback import FeedbackStore, iter_verdicts, write_feedback
 
-        store = FeedbackStore(Settings().database_url, read_only=True)
+        items = FeedbackStore(Settings().database_url, read_only=True).list()
+        buffer = io.StringIO()  # written whole, so a failed export leaves an earlier file as it was
+        count = write_feedback(buffer, items, fmt)
         if out is None:
-            count = store.export(sys.stdout, fmt)
+            sys.stdout.write(buffer.getvalue())
         else:
-            with out.open("w", encoding="utf-8", newline="") as f:
-                count = store.export(f, fmt)
-        counts = iter_verdicts(store.list())
+            out.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+        counts = iter_verdicts(items)
         err.print(f"{count} feedback rows exported ({counts['up']} up, {counts['down']} down).")
 
 

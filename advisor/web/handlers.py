@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNEXPECTED = "Sorry, something went wrong while answering. Please try again; the problem has been logged."
-FEEDBACK_KEPT = "and comment are kept here and will be saved as soon as it is free; nothing is lost."
+FEEDBACK_KEPT = "and comment are kept and will be saved when it is free; no need to send them again."
 NO_LIKE_INPUT = "Describe your innovation and its setting in a sentence, or pick at least one tag."
 NO_THEME = "No theme of the guidance map has points for this audience at this stage."
 CASE_FILTERS = ("innovation_type", "setting", "mechanism")  # with the report, the explorer's filters
@@ -314,9 +314,12 @@ class PageHandlers:
         if not record:
             return Rated("Ask a question first: feedback is about an answer.", KEEP)
         label = "helpful" if verdict == "up" else "not helpful"
-        feedback_id = self.feedback.submit("web", record["question"], record, verdict, comment or "")
-        if feedback_id is None:  # the database refused it just now: kept, and retried until stored
-            return Rated(f"The feedback database is busy: your rating ({label}) {FEEDBACK_KEPT}", KEEP)
+        try:
+            feedback_id = self.feedback.submit("web", record["question"], record, verdict, comment or "")
+        except AdvisorError as exc:  # the database refused this row itself (logged)
+            return Rated(f"Sorry, your rating could not be saved: {exc}", KEEP)
+        if feedback_id is None:  # the database is busy: kept, and retried in the background
+            return Rated(f"The feedback database is busy: your rating ({label}) {FEEDBACK_KEPT}", "")
         return Rated(f"Thank you: feedback #{feedback_id} saved ({label}).", "")
 
     # ---- the library ----
