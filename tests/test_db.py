@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import OperationalError
 
 from advisor import db, feedback
 from advisor.db import SharedAnswers, SharedDeduper, open_database
@@ -175,7 +176,11 @@ def test_feedback_refused_by_a_locked_database_is_kept_and_stored_later(tmp_path
 def test_kept_feedback_survives_a_restart(tmp_path, short_busy):
     path, outbox = tmp_path / "fb.sqlite3", tmp_path / "outbox.jsonl"
     store = FeedbackStore(f"sqlite:///{path}", outbox=outbox)
-    store.outbox.insert_row = lambda row: (_ for _ in ()).throw(RuntimeError("down"))  # never stored
+
+    def down(row):  # this process never reaches the database again: busy, not refused
+        raise OperationalError("INSERT ...", {}, ConnectionError("the database is down"))
+
+    store.outbox.insert_row = down
     lock = hold_write_lock(path)
     try:
         assert store.submit("slack", "q", RECORD, "up", "x") is None
