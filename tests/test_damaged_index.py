@@ -8,15 +8,9 @@ bot's tests of the same damage.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import struct
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +20,8 @@ from advisor.advisor import build_advisor
 from advisor.config import Settings
 from advisor.errors import IndexDamagedError
 from advisor.store import ChromaStore
-from tests.conftest import CORPUS, free_port
+from tests.conftest import CORPUS
+from tests.services import chroma_server
 
 REPORT = "nhs-confederation-2023-scaling-innovation.txt"
 QUESTION = "What are the three core pillars for adopting a proven innovation?"
@@ -63,38 +58,6 @@ def damaged_index_settings(built_settings: Settings, tmp_path: Path, **overrides
     damage(copy_index(built_settings, data_dir))
     corpus = one_report_corpus(tmp_path / "one-report")
     return Settings(corpus_dir=corpus, data_dir=data_dir, _env_file=None, **overrides)
-
-
-@contextlib.contextmanager
-def chroma_server(path: Path) -> Iterator[str]:
-    """A real `chroma run` server over the Chroma folder `path`, on loopback; yields its URL."""
-    port = free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chroma server did not start (exit code {proc.poll()})")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture
