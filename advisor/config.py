@@ -122,6 +122,13 @@ class Settings(BaseSettings):
 
     # --- feedback and web page
     db_url: str | None = None  # SQLAlchemy URL; default sqlite in data_dir
+    # saved conversations untouched for this many days are deleted (unset: kept until deleted)
+    retention_days: float | None = Field(None, gt=0)
+    # the address people reach the web page at (e.g. https://advisor.example.nhs.uk): Slack
+    # answers then link to their page there; unset, they have no link
+    public_url: str | None = None
+    # user names (of ADVISOR_UI_AUTH) who see the Insights tab; unset: every signed-in user
+    maintainers: str | None = None
     ui_host: str = "127.0.0.1"
     ui_port: int = 7860
     ui_auth: str | None = None  # "user:password,user2:password2"

@@ -6,7 +6,9 @@ when several replicas must share one truth. It holds:
 - `seen_keys`: the Slack events, commands and button clicks already taken, so an event Slack
   redelivers to another replica is answered once (`SharedDeduper`);
 - `answers`: recent answer records by id, so a feedback button clicked on one replica stores the
-  full answer another replica gave (`SharedAnswers`).
+  full answer another replica gave (`SharedAnswers`);
+- `conversations` and `turns`: saved conversations, per user or browser, each turn one answer
+  whose id is its share link (`advisor.history`).
 
 Schema creation is idempotent and safe when processes start together: on PostgreSQL it runs
 under an advisory lock, on SQLite inside an immediate (write-locked) transaction, with the busy
@@ -27,9 +29,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Engine,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -81,6 +85,39 @@ answers = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("record", JSON, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column(
+        "owner", String(160), nullable=False, index=True
+    ),  # user:<name>, browser:<hash>, slack:<team>/<user>
+    Column("user_name", String(255), nullable=True),  # the login or Slack user, where known
+    Column("channel", String(16), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the answer's share link
+    Column(
+        "conversation_id",
+        String(40),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("question", Text, nullable=False),
+    Column("refused", Boolean, nullable=False, default=False),
+    Column("generation", String(160), nullable=False, default=""),
     Column("record", JSON, nullable=False),
 )
 
@@ -145,6 +182,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")  # first: WAL below needs the write lock
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")  # a deleted conversation takes its turns
     cursor.close()
 
 
