@@ -10,7 +10,8 @@ else's conversation exists.
 Each turn is one answer with its id, which is also its share link: `turn(id)` reads it without
 an owner (whoever has the link may read that one answer). Deleting a conversation deletes its
 turns, and with them their share links. `ADVISOR_RETENTION_DAYS` deletes conversations not
-touched for that long (`purge`), at start and then every `purge_every` writes.
+touched for that long (`purge`): when the store opens, then at most every `purge_seconds` as
+it is used.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from advisor.db import Every, _jsonable, conversations, open_database, turns
+from advisor.db import _jsonable, conversations, exc_line, open_database, turns
 from advisor.errors import AdvisorError
 
 log = logging.getLogger(__name__)
@@ -159,12 +162,29 @@ def _aware(value: datetime) -> datetime:
 class ConversationStore:
     """Conversations and their answers in the shared database."""
 
-    def __init__(self, engine: Engine, retention_days: float | None = None, purge_every: int = 100) -> None:
+    def __init__(
+        self, engine: Engine, retention_days: float | None = None, purge_seconds: float = 3600.0
+    ) -> None:
         self.engine = engine
         self.retention = timedelta(days=retention_days) if retention_days else None
-        self._purge = Every(purge_every)
-        if self.retention is not None:
+        self.purge_seconds = purge_seconds
+        self._next_purge = 0.0
+        self._purge_lock = threading.Lock()
+        self._maybe_purge()
+
+    def _maybe_purge(self) -> None:
+        """Purge when the retention period is set and the last purge is `purge_seconds` old."""
+        if self.retention is None:
+            return
+        with self._purge_lock:
+            if time.monotonic() < self._next_purge:
+                return
+            self._next_purge = time.monotonic() + self.purge_seconds
+        try:
             self.purge()
+        except Exception as exc:  # noqa: BLE001 - a busy database: the next call tries again
+            log.warning("could not delete conversations older than the retention period: %s", exc_line(exc))
+            self._next_purge = 0.0
 
     @classmethod
     def open(cls, url: str, retention_days: float | None = None) -> ConversationStore:
@@ -194,9 +214,8 @@ class ConversationStore:
         now = now or datetime.now(UTC)
         question = str(record.get("question", ""))
         turn_id = new_id()
+        self._maybe_purge()
         with self.engine.begin() as conn:
-            if self._purge.due() and self.retention is not None:
-                self._delete_older(conn, now - self.retention)
             wanted = conversation_id or create_as
             found = None
             if wanted:
@@ -282,6 +301,7 @@ class ConversationStore:
     # ---- reading ------------------------------------------------------------------------
     def list(self, owner: Owner | None = None, limit: int | None = None) -> list[ConversationSummary]:
         """The owner's conversations (every one when owner is None), the latest first."""
+        self._maybe_purge()
         counts = (
             select(turns.c.conversation_id, func.count().label("n"))
             .group_by(turns.c.conversation_id)
@@ -302,6 +322,7 @@ class ConversationStore:
     def get(self, conversation_id: str, owner: Owner | None = None) -> Conversation:
         """A conversation with its turns; NotFoundError when there is none that is the owner's
         (owner None: any owner's, for the maintainers' CLI)."""
+        self._maybe_purge()
         found = [s for s in self._find(conversation_id, owner)]
         if not found:
             raise NotFoundError(NO_CONVERSATION)
@@ -313,6 +334,7 @@ class ConversationStore:
 
     def turn(self, turn_id: str) -> tuple[Turn, ConversationSummary]:
         """An answer by its share id, with its conversation; NotFoundError when it is gone."""
+        self._maybe_purge()
         if not turn_id or len(turn_id) > 40:
             raise NotFoundError(NO_ANSWER)
         with self.engine.connect() as conn:

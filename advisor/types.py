@@ -192,6 +192,79 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     analysis: dict[str, Any] | None = None  # how the question was read and the coverage decision
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Answer:
+        """The answer back from its `to_record()` JSON (a saved conversation's turn): enough to
+        show it again, its citations' passages taken from its passages by chunk id."""
+        chunks: dict[str, Chunk] = {}
+        passages = []
+        for p in record.get("passages") or ():
+            chunk = Chunk(
+                id=str(p.get("chunk_id", "")),
+                doc_id=str(p.get("source", "")),
+                text=str(p.get("text", "")),
+                meta={
+                    "title": p.get("title", ""),
+                    "section": p.get("section", ""),
+                    "case_study": p.get("case_study") or "",
+                    "page": p.get("page") or "",
+                },
+            )
+            chunks[chunk.id] = chunk
+            passages.append(Passage(chunk, float(p.get("score", 0.0)), int(p.get("rank", 0))))
+        citations = []
+        for c in record.get("citations") or ():
+            known = chunks.get(str(c.get("chunk_id", "")))
+            meta = {
+                "title": c.get("title", ""),
+                "publisher": c.get("publisher", ""),
+                "year": c.get("year") or "",
+                "section": c.get("section", ""),
+                "case_study": c.get("case_study") or "",
+                "page": c.get("page") or "",
+            }
+            chunk = Chunk(
+                id=str(c.get("chunk_id", "")),
+                doc_id=str(c.get("source", "")),
+                text=known.text if known else str(c.get("quote", "")),
+                meta=meta,
+            )
+            citations.append(
+                Citation(int(c.get("marker", 0)), Passage(chunk, 0.0, 0), str(c.get("quote", "")))
+            )
+        fallback = record.get("fallback")
+        return cls(
+            question=str(record.get("question", "")),
+            text=str(record.get("answer", "")),
+            citations=tuple(citations),
+            passages=tuple(passages),
+            refused=bool(record.get("refused")),
+            query=str(record.get("query", "")),
+            sentences=tuple(
+                AnswerSentence(
+                    text=str(s.get("text", "")),
+                    markers=tuple(int(m) for m in s.get("markers") or ()),
+                    verdict=s.get("verdict", "supported"),
+                    label=str(s.get("label", "")),
+                )
+                for s in record.get("sentences") or ()
+            ),
+            backend=str(record.get("backend", "extractive")),
+            fallback=Fallback(fallback["kind"], fallback.get("detail", "")) if fallback else None,
+            route=record.get("route", "passages"),
+            heading=str(record.get("heading", "")),
+            rows=tuple(
+                CaseRow(
+                    str(r.get("case", "")),
+                    str(r.get("text", "")),
+                    tuple(int(m) for m in r.get("markers") or ()),
+                )
+                for r in record.get("rows") or ()
+            ),
+            notes=tuple(str(n) for n in record.get("notes") or ()),
+            analysis=record.get("analysis"),
+        )
+
     def citation(self, marker: int) -> Citation | None:
         """The citation behind a marker, or None."""
         return next((c for c in self.citations if c.marker == marker), None)
