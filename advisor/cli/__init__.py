@@ -2,7 +2,8 @@
 
 - `common.py`: the consoles, user-facing errors, progress lines, opening the advisor;
 - `questions.py`: `ingest`, `ask`, `chat`, `sources`, and how an answer is printed;
-- `feedback.py`: `advisor feedback export`.
+- `feedback.py`: `advisor feedback export`;
+- `history.py`: `advisor history list|show|export|purge`, the saved conversations.
 Feature commands live with their feature: `advisor cases` (advisor/cases/cli.py), `advisor guidance`
 (advisor/guidance/cli.py), `advisor eval`
 and `advisor calibrate` (advisor/evaluation/), `advisor slack` (advisor/slack/cli.py).
@@ -14,6 +15,7 @@ import typer
 
 from advisor.cases.cli import register as register_cases
 from advisor.cli.feedback import register as register_feedback
+from advisor.cli.history import register as register_history
 from advisor.cli.questions import answer_live, render_answer
 from advisor.cli.questions import register as register_questions
 from advisor.evaluation.calibrate import register as register_calibrate
@@ -32,6 +34,7 @@ app = typer.Typer(
 for register in (
     register_questions,
     register_feedback,
+    register_history,
     register_eval,
     register_calibrate,
     register_cases,
