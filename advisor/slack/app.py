@@ -16,10 +16,16 @@
   answered again (`replay_keys`, remembered by an injected `Deduper`); messages from bots (this
   one included) and edits are ignored.
 - Feedback buttons write to the same `FeedbackStore` as the web page (channel "slack").
+- With a `ConversationStore`, every answer is kept as a turn of the asker's saved conversation
+  (owner `slack:<team>/<user>`, channel "slack"): one conversation per thread per user, and one per
+  `/advisor` command. The turn's id is the answer's id on its feedback buttons and, with
+  `ADVISOR_PUBLIC_URL`, its "Open in the web page" link (`<public url>/shared/<turn id>`). When the
+  database fails the answer still goes out, with a random id and no link.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -33,10 +39,18 @@ from slack_sdk.web import WebClient
 
 from advisor.advisor import Advisor
 from advisor.config import Settings
-from advisor.db import SharedAnswers
+from advisor.db import SharedAnswers, exc_line
 from advisor.errors import AdvisorError, ConfigError
 from advisor.feedback import FeedbackStore
-from advisor.slack.blocks import FEEDBACK_ACTIONS, escape_mrkdwn, render_answer, render_themes
+from advisor.history import ConversationStore, Owner
+from advisor.slack.blocks import (
+    FEEDBACK_ACTIONS,
+    OPEN_WEB_ACTION,
+    escape_mrkdwn,
+    render_answer,
+    render_themes,
+    share_url,
+)
 from advisor.slack.delivery import (
     AnswerCache,
     Deduper,
@@ -63,6 +77,7 @@ from advisor.slack.preview import (
     PreviewLimiter,
     preview_client,
 )
+from advisor.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +96,13 @@ def replay_keys(body: dict) -> list[str]:
             keys.append(f"message:{event['channel']}:{event['ts']}")
         return keys
     return [f"trigger:{body['trigger_id']}"] if body.get("trigger_id") else []
+
+
+def thread_conversation_id(team: str, channel: str, thread_ts: str, user: str) -> str:
+    """The saved conversation of one user in one Slack thread: the same id for every answer there,
+    so a follow-up joins it (ownership, not this id, keeps it from anyone else)."""
+    key = f"{team}\x1f{channel}\x1f{thread_ts}\x1f{user}"
+    return "slack-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 class _WithholdBodies(logging.Filter):
@@ -109,12 +131,19 @@ class SlackBot:
         feedback_store: FeedbackStore,
         deduper: Deduper | None = None,
         answers: AnswerCache | SharedAnswers | None = None,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self.advisor = advisor
         self.settings = settings
         self.feedback_store = feedback_store
         self.deduper = deduper or EventDeduper()
         self.answers = answers or AnswerCache()
+        self.conversations = conversations
+        if settings.public_url and share_url(settings.public_url, "x") is None:
+            log.warning(
+                "ADVISOR_PUBLIC_URL %r is not an http(s) address: Slack answers get no web page link",
+                settings.public_url,
+            )
         self.preview_interval = PREVIEW_INTERVAL
         self.max_preview_updates = MAX_PREVIEW_UPDATES
         self.preview_limiter = PreviewLimiter()
@@ -236,7 +265,12 @@ class SlackBot:
                 self.max_preview_updates,
             )
         try:
-            meta = {"channel": channel, "thread_ts": thread_ts, "user": event.get("user")}
+            meta = {
+                "team": context.team_id or event.get("team"),
+                "channel": channel,
+                "thread_ts": thread_ts,
+                "user": event.get("user"),
+            }
             message = self._answer(request, history, notes, meta, on_delta=preview.add if preview else None)
         finally:
             if preview is not None:
@@ -257,7 +291,12 @@ class SlackBot:
         elif request.kind == "guidance" and not request.text:
             message = self._themes()
         else:
-            meta = {"channel": command.get("channel_id"), "user": command.get("user_id"), "command": True}
+            meta = {
+                "team": command.get("team_id"),
+                "channel": command.get("channel_id"),
+                "user": command.get("user_id"),
+                "command": True,
+            }
             message = self._answer(request, [], (), meta)
         respond(command.get("response_url"), {**message, "response_type": "ephemeral"}, request.said)
 
@@ -311,8 +350,9 @@ class SlackBot:
         meta: dict,
         on_delta: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """The rendered answer to a question or "cases like mine" request; `on_delta` is given a
-        question's answer text as it streams."""
+        """The rendered answer to a question or "cases like mine" request, kept as a turn of the
+        asker's conversation (`meta`: team, channel, user, and a message's thread_ts); `on_delta`
+        is given a question's answer text as it streams."""
         try:
             if request.kind == "cases_like_mine":
                 answer = self.advisor.cases_like_mine(request.text)
@@ -325,9 +365,43 @@ class SlackBot:
         except Exception:
             log.exception("the advisor failed on a Slack question (%s): %r", meta, request.said[:200])
             return {"text": SORRY}
-        answer_id = uuid.uuid4().hex[:16]
-        self.answers.put(answer_id, answer.to_record())  # the feedback store keeps the JSON record
-        return render_answer(answer, answer_id, notes)
+        record = answer.to_record()
+        turn_id = self._keep(answer, record, meta)
+        answer_id = turn_id or uuid.uuid4().hex[:16]
+        self.answers.put(answer_id, record)  # the feedback store keeps the JSON record
+        link = share_url(self.settings.public_url, turn_id) if turn_id and self.settings.public_url else None
+        return render_answer(answer, answer_id, notes, link)
+
+    def _keep(self, answer: Answer, record: dict[str, Any], meta: dict) -> str | None:
+        """Keep the answer as a turn of the asker's saved conversation (a thread's, for a message;
+        a new one for each `/advisor` command) and return the turn's id; None without a store or
+        an asker, or when the database fails (logged: the answer goes out anyway, without a link)."""
+        if self.conversations is None or not meta.get("user"):
+            return None
+        team, user = str(meta.get("team") or ""), str(meta["user"])
+        thread = (
+            thread_conversation_id(team, str(meta.get("channel")), meta["thread_ts"], user)
+            if meta.get("thread_ts")
+            else None  # a command: its answer read no earlier turns, so it starts its own conversation
+        )
+        try:
+            turn = self.conversations.add_turn(
+                Owner.slack(team, user),
+                record,
+                create_as=thread,
+                channel="slack",
+                generation=self.advisor.index.generation if self.advisor.ready else "",
+            )
+        except Exception as exc:  # noqa: BLE001 - the answer matters more than keeping it
+            log.warning(
+                "could not keep a Slack answer (%s route) in %s as a conversation turn: %s; "
+                "answering anyway, without a web page link",
+                answer.route,
+                meta.get("channel"),
+                exc_line(exc),
+            )
+            return None
+        return turn.id
 
     def _themes(self) -> dict[str, Any]:
         """The guidance map's themes as a message, or why there is no map to list."""
@@ -347,19 +421,24 @@ def build_slack_app(
     socket_mode: bool = False,
     deduper: Deduper | None = None,
     answers: AnswerCache | SharedAnswers | None = None,
+    conversations: ConversationStore | None = None,
 ) -> App:
     """The bolt `App` with every listener; HTTP mode needs SLACK_SIGNING_SECRET, both need a bot token.
 
     `deduper` and `answers` default to this process's memory; `advisor slack` passes the shared
     database's (`advisor.db`), so replicas behind one Events URL answer each event once and a
-    feedback click reaching any of them finds the answer."""
+    feedback click reaching any of them finds the answer. With `conversations` every answer is
+    kept as a saved conversation's turn (and links to its web page when ADVISOR_PUBLIC_URL is
+    set); without it nothing is kept and there is no link."""
     if not socket_mode and settings.slack_signing_secret is None:
         raise ConfigError(
             "SLACK_SIGNING_SECRET is not set: the app's signing secret (Basic Information page)."
         )
     client = client or web_client(settings)
     withhold_bodies_from_bolts_log()
-    bot = SlackBot(advisor, settings, feedback_store, deduper=deduper, answers=answers)
+    bot = SlackBot(
+        advisor, settings, feedback_store, deduper=deduper, answers=answers, conversations=conversations
+    )
     executor = ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-answer")
     try:
         app = App(
@@ -380,5 +459,6 @@ def build_slack_app(
     app.command("/advisor")(ack=bot.ack_command, lazy=[bot.answer_command])
     for action_id in FEEDBACK_ACTIONS:
         app.action(action_id)(ack=bot.ack_now, lazy=[bot.store_feedback])
+    app.action(OPEN_WEB_ACTION)(bot.ack_now)  # Slack opens the link itself; unacked, bolt would answer 404
     app.bot = bot  # type: ignore[attr-defined]  # for tests and operators: the answer cache, deduper
     return app

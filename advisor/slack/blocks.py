@@ -1,6 +1,7 @@
 """How an answer is laid out in Slack: Block Kit messages built from `Answer` objects.
 
-Three layouts of an answer, all ending with the Helpful / Not helpful buttons:
+Three layouts of an answer, all ending with the Helpful / Not helpful buttons (and, when the answer
+was kept and `ADVISOR_PUBLIC_URL` is set, an "Open in the web page" link to its shared view):
 - `render_answer`: an answer from the passages: its sentences with their markers and trust flags,
   notes, a divider, then one context block per citation (report title, section, case study, page,
   the quoted sentence);
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -35,6 +37,7 @@ from advisor.guidance import Theme
 from advisor.types import Answer, AnswerSentence, CaseRow, Chunk, Citation
 
 FEEDBACK_ACTIONS = {"advisor_feedback_up": "up", "advisor_feedback_down": "down"}
+OPEN_WEB_ACTION = "advisor_open_web"  # a link button: Slack opens the page and sends us a click to ack
 
 # Block Kit limits (docs.slack.dev/reference/block-kit): 50 blocks per message, 3000 characters in a
 # section's text, 10 elements per context block; we keep context texts to 2000 and the top-level
@@ -46,6 +49,7 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_FALLBACK_CHARS = 3900
 MAX_QUOTE_CHARS = 600
 MAX_BUTTON_VALUE_CHARS = 2000
+MAX_BUTTON_URL_CHARS = 3000
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -100,20 +104,39 @@ def feedback_value(answer_id: str, question: str) -> str:
     return value
 
 
-def feedback_block(answer_id: str, question: str) -> ActionsBlock:
-    """The Helpful / Not helpful buttons, carrying the answer's id and question."""
+def share_url(public_url: str, turn_id: str) -> str | None:
+    """The web page's read-only view of a kept answer, `<public url>/shared/<turn id>`, whether the
+    public URL ends in a slash or has a path prefix; None when it is not an http(s) address or the
+    link would be longer than a Slack button takes (Slack would refuse the whole message)."""
+    parts = urlsplit(public_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or not turn_id:
+        return None
+    path = f"{parts.path.rstrip('/')}/shared/{quote(turn_id, safe='')}"
+    url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    return url if len(url) <= MAX_BUTTON_URL_CHARS else None
+
+
+def feedback_block(answer_id: str, question: str, link: str | None = None) -> ActionsBlock:
+    """The Helpful / Not helpful buttons, carrying the answer's id and question, then the
+    "Open in the web page" button when there is a `link` to the answer's shared view."""
     value = feedback_value(answer_id, question)
     labels = {
         "advisor_feedback_up": ":thumbsup: Helpful",
         "advisor_feedback_down": ":thumbsdown: Not helpful",
     }
-    return ActionsBlock(
-        block_id=f"advisor_feedback:{answer_id}",
-        elements=[
-            ButtonElement(action_id=action_id, value=value, text=PlainTextObject(text=label, emoji=True))
-            for action_id, label in labels.items()
-        ],
-    )
+    buttons = [
+        ButtonElement(action_id=action_id, value=value, text=PlainTextObject(text=label, emoji=True))
+        for action_id, label in labels.items()
+    ]
+    if link:
+        buttons.append(
+            ButtonElement(
+                action_id=OPEN_WEB_ACTION,
+                url=link,
+                text=PlainTextObject(text=":globe_with_meridians: Open in the web page", emoji=True),
+            )
+        )
+    return ActionsBlock(block_id=f"advisor_feedback:{answer_id}", elements=buttons)
 
 
 # ---------------------------------------------------------------------------------- sentences
@@ -183,19 +206,22 @@ def citation_block(citation: Citation) -> ContextBlock:
 
 
 # ---------------------------------------------------------------------------------- passages layout
-def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+def render_answer(
+    answer: Answer, answer_id: str, notes: tuple[str, ...] = (), link: str | None = None
+) -> dict[str, Any]:
     """Block Kit message (`text` + `blocks`) for an answer, inside Slack's block and text limits.
 
     Layout: the answer's sentences with markers (sections), notes, a divider, one context block per
-    citation (title, section, case study, page, quoted sentence), then the feedback buttons. When
+    citation (title, section, case study, page, quoted sentence), then the feedback buttons (and the
+    `link` to the answer's web page, when given, beside them). When
     50 blocks are not enough, at least 10 citations keep their place and the answer is shortened.
     A guidance answer is laid out by `render_guidance`, a catalogue answer (one with rows) by
     `render_catalogue`.
     """
     if answer.route == "guidance":
-        return render_guidance(answer, answer_id, notes)
+        return render_guidance(answer, answer_id, notes, link)
     if answer.rows:
-        return render_catalogue(answer, answer_id, notes)
+        return render_catalogue(answer, answer_id, notes, link)
     sections: list[Block] = [_section(text) for text in _sections(answer_paragraphs(answer))]
     notes_blocks = _notes_blocks([*answer.notes, *notes])
     sources: list[Block] = []
@@ -232,7 +258,7 @@ def render_answer(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -
                     "(a Slack message holds at most 50 blocks)."
                 )
             )
-    blocks.append(feedback_block(answer_id, answer.question))
+    blocks.append(feedback_block(answer_id, answer.question, link))
     return _message(" ".join(answer_paragraphs(answer)), blocks)
 
 
@@ -330,13 +356,15 @@ def evidence_blocks(citations: list[Citation], max_blocks: int | None = None) ->
     return [_context(texts) for texts in blocks]
 
 
-def render_catalogue(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+def render_catalogue(
+    answer: Answer, answer_id: str, notes: tuple[str, ...] = (), link: str | None = None
+) -> dict[str, Any]:
     """Block Kit message for an answer from the case-study catalogue (lists, comparisons, cases like mine).
 
     Layout: the heading, then for each case study a section (its rows: for "cases like mine" the
     score and what it shares, how it spread and where it differs) followed by context blocks with
     its citations (report title and case study, then each quoted sentence with its section and
-    page); notes; feedback buttons. Within 50 blocks: each case keeps at least one evidence block
+    page); notes; feedback buttons (and the `link`). Within 50 blocks: each case keeps at least one evidence block
     (extra quotes counted, not shown) and, when even that is too many, the last cases are left out
     and counted.
     """
@@ -369,7 +397,7 @@ def render_catalogue(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()
             )
         )
     divider: list[Block] = [DividerBlock()] if head and len(body) < room else []
-    blocks = [*head, *divider, *body, *notes_blocks, feedback_block(answer_id, answer.question)]
+    blocks = [*head, *divider, *body, *notes_blocks, feedback_block(answer_id, answer.question, link)]
     return _message(escape_mrkdwn(answer.text), blocks)
 
 
@@ -389,13 +417,15 @@ def guidance_line(row: CaseRow) -> str:
     return sentence_line(AnswerSentence(row.text, row.markers), lead=lead)
 
 
-def render_guidance(answer: Answer, answer_id: str, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+def render_guidance(
+    answer: Answer, answer_id: str, notes: tuple[str, ...] = (), link: str | None = None
+) -> dict[str, Any]:
     """Block Kit message for an answer from the guidance map (`/advisor guidance`, or a question
     the map answers).
 
     Layout: the heading (what the reports advise on the theme), the points one a line with their
     case study and markers, notes, a divider, one context block per citation (report title,
-    section, case study, page, the quote), the feedback buttons. Within 50 blocks: points are
+    section, case study, page, the quote), the feedback buttons (and the `link`). Within 50 blocks: points are
     packed into as few sections as fit, at least 10 sources keep their place (the points are
     shortened, and say so) and sources that do not fit are counted.
     """
@@ -424,7 +454,7 @@ def render_guidance(answer: Answer, answer_id: str, notes: tuple[str, ...] = ())
                     "(a Slack message holds at most 50 blocks)."
                 )
             )
-    blocks.append(feedback_block(answer_id, answer.question))
+    blocks.append(feedback_block(answer_id, answer.question, link))
     return _message(escape_mrkdwn(answer.text), blocks)
 
 

@@ -44,6 +44,7 @@ def slack(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from advisor.db import SharedAnswers, SharedDeduper
         from advisor.feedback import FeedbackStore
+        from advisor.history import ConversationStore
         from advisor.slack.app import build_slack_app
         from advisor.slack.server import SlackHttpServer, serve_socket_mode
 
@@ -57,6 +58,7 @@ def slack(
             socket_mode=not http,
             deduper=SharedDeduper(store.engine),  # replicas behind one Events URL answer an event once
             answers=SharedAnswers(store.engine),  # a feedback click on any replica finds the answer
+            conversations=ConversationStore.from_settings(settings),  # answers kept, linked to the web page
         )
         if http:
             server = SlackHttpServer(app, host, port, settings=settings)

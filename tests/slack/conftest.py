@@ -17,6 +17,7 @@ from slack_bolt import App
 from advisor.advisor import build_advisor
 from advisor.config import Settings
 from advisor.feedback import FeedbackStore
+from advisor.history import ConversationStore
 from advisor.slack.app import build_slack_app
 from advisor.slack.server import SlackHttpServer
 from tests.slack.slack_mock import BOT_TOKEN, SIGNING_SECRET, MockSlackWebApi, SlackSender
@@ -30,11 +31,13 @@ class SlackEnv:
     store: FeedbackStore
     settings: Settings
     sender: SlackSender
+    conversations: ConversationStore | None = None
 
 
 @contextlib.contextmanager
-def slack_env(advisor, make_settings, tmp_path, **overrides):
-    """The environment around `advisor`; `overrides` are further settings (e.g. slack_read_timeout)."""
+def slack_env(advisor, make_settings, tmp_path, conversations: ConversationStore | None = None, **overrides):
+    """The environment around `advisor`, keeping answers in `conversations` when given; `overrides`
+    are further settings (e.g. slack_read_timeout)."""
     mock = MockSlackWebApi().start()
     settings = make_settings(
         slack_bot_token=BOT_TOKEN,
@@ -45,10 +48,10 @@ def slack_env(advisor, make_settings, tmp_path, **overrides):
         **overrides,
     )
     store = FeedbackStore(settings.database_url)
-    app = build_slack_app(advisor, settings, store)
+    app = build_slack_app(advisor, settings, store, conversations=conversations)
     server = SlackHttpServer(app, "127.0.0.1", 0).start()
     try:
-        yield SlackEnv(mock, app, server, store, settings, SlackSender(server.url))
+        yield SlackEnv(mock, app, server, store, settings, SlackSender(server.url), conversations)
     finally:
         server.stop()
         mock.stop()
@@ -63,7 +66,8 @@ def slack(built_advisor, make_settings, tmp_path):
 
 @pytest.fixture
 def make_slack(built_advisor, make_settings, tmp_path):
-    """Starts `slack`'s environment with further settings (e.g. `slack_read_timeout=1`); returns it."""
+    """Starts `slack`'s environment with further settings (e.g. `slack_read_timeout=1`), and a
+    `conversations=` store to keep answers in; returns it."""
     with contextlib.ExitStack() as stack:
 
         def start(**overrides) -> SlackEnv:

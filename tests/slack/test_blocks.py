@@ -403,3 +403,62 @@ def test_the_theme_list_is_every_title_and_id_within_slacks_limits():
     assert len(message["text"]) <= 3900 and message["text"].startswith(
         "What the reports advise, by theme: Title &amp; 0"
     )
+
+
+# ---------------------------------------------------------------------------------- web page link
+@pytest.mark.parametrize(
+    "public_url, expected",
+    [
+        ("https://advisor.example.nhs.uk", "https://advisor.example.nhs.uk/shared/Ab-_9"),
+        ("https://advisor.example.nhs.uk/", "https://advisor.example.nhs.uk/shared/Ab-_9"),
+        ("https://intranet.example.nhs.uk/spread", "https://intranet.example.nhs.uk/spread/shared/Ab-_9"),
+        (" https://intranet.example.nhs.uk/spread/ ", "https://intranet.example.nhs.uk/spread/shared/Ab-_9"),
+        ("http://127.0.0.1:7860//", "http://127.0.0.1:7860/shared/Ab-_9"),
+        ("advisor.example.nhs.uk", None),  # no scheme: Slack would refuse the whole message
+        ("ftp://advisor.example.nhs.uk", None),
+        ("https://" + "h" * 3000 + ".uk", None),  # longer than a button's url may be
+    ],
+)
+def test_share_url_joins_the_public_url_and_the_turn_id(public_url, expected):
+    from advisor.slack.blocks import share_url
+
+    assert share_url(public_url, "Ab-_9") == expected
+
+
+LINK = "https://advisor.example.nhs.uk/shared/Ab-_9"
+OPEN_BUTTON = {
+    "type": "button",
+    "action_id": "advisor_open_web",
+    "url": LINK,
+    "text": {"type": "plain_text", "text": ":globe_with_meridians: Open in the web page", "emoji": True},
+}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _synthetic_answer(60, 400, 30),  # passages layout, at its 50 blocks
+        _synthetic_catalogue_answer(60, 2, 3),
+        Answer(
+            question="Why?",
+            text="x",
+            citations=(),
+            passages=(),
+            route="guidance",
+            heading="h",
+            rows=(CaseRow("", "t", ()),),
+        ),
+    ],
+    ids=["passages", "catalogue", "guidance"],
+)
+def test_the_web_page_link_joins_the_feedback_buttons_in_every_layout(answer):
+    """The link is a third button in the feedback buttons' actions block: no block more, and the
+    message is the one without it but for that button."""
+    with_link = render_answer(answer, "id1", link=LINK)
+    without = render_answer(answer, "id1")
+    assert len(with_link["blocks"]) == len(without["blocks"]) <= MAX_BLOCKS
+    assert with_link["blocks"][:-1] == without["blocks"][:-1] and with_link["text"] == without["text"]
+    actions = with_link["blocks"][-1]
+    assert actions["type"] == "actions" and actions["block_id"] == "advisor_feedback:id1"
+    assert actions["elements"] == [*without["blocks"][-1]["elements"], OPEN_BUTTON]
+    assert "advisor_open_web" not in json.dumps(without)
