@@ -170,6 +170,7 @@ class ConversationStore:
         self.purge_seconds = purge_seconds
         self._next_purge = 0.0
         self._purge_lock = threading.Lock()
+        self.purged = 0  # conversations this store's purges deleted, the one as it opened included
         self._maybe_purge()
 
     def _maybe_purge(self) -> None:
@@ -288,7 +289,9 @@ class ConversationStore:
         if self.retention is None:
             return 0
         with self.engine.begin() as conn:
-            return self._delete_older(conn, (now or datetime.now(UTC)) - self.retention)
+            gone = self._delete_older(conn, (now or datetime.now(UTC)) - self.retention)
+        self.purged += gone
+        return gone
 
     def _delete_older(self, conn, cutoff: datetime) -> int:
         old = select(conversations.c.id).where(conversations.c.updated_at < cutoff)

@@ -246,6 +246,7 @@ class Answer:
                     markers=tuple(int(m) for m in s.get("markers") or ()),
                     verdict=s.get("verdict", "supported"),
                     label=str(s.get("label", "")),
+                    scores=dict(s.get("scores") or {}),
                 )
                 for s in record.get("sentences") or ()
             ),

@@ -113,6 +113,7 @@ def history_purge() -> None:
     with user_errors():
         from advisor.config import Settings
         from advisor.db import open_database, sqlite_path
+        from advisor.history import ConversationStore
 
         settings = Settings()
         days = settings.retention_days
@@ -126,9 +127,9 @@ def history_purge() -> None:
             console.print(f"{NOTHING_STORED} Nothing to purge.")
             return
         with _database_errors(settings.database_url, "purge conversations in"):
-            store = _counting_store(open_database(settings.database_url), days)
+            store = ConversationStore(open_database(settings.database_url), days)  # purges as it opens
             store.purge()
-        gone = store.deleted
+        gone = store.purged
         console.print(
             f"Deleted {gone} conversation{'s' * (gone != 1)} untouched for more than {days:g} days.",
             highlight=False,
@@ -191,21 +192,6 @@ def _conversation(conversation_id: str):
                 f"No conversations stored yet, so there is no conversation {conversation_id!r}."
             )
         return store.get(conversation_id)
-
-
-def _counting_store(engine, days: float):
-    """The store with its retention, counting what its purges delete (the first runs as it opens)."""
-    from advisor.history import ConversationStore
-
-    class CountingStore(ConversationStore):
-        deleted = 0
-
-        def purge(self, now: datetime | None = None) -> int:
-            gone = super().purge(now)
-            self.deleted += gone
-            return gone
-
-    return CountingStore(engine, days)
 
 
 # ---- rendering ---------------------------------------------------------------------------

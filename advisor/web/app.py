@@ -17,6 +17,7 @@ from advisor.cases import FIELD_LABELS
 from advisor.config import Settings, force_offline
 from advisor.errors import ConfigError
 from advisor.feedback import FeedbackStore
+from advisor.history import ConversationStore
 from advisor.web.handlers import ANY, CASE_FILTERS, KEEP, LIKE_PICKERS, Explorer, PageHandlers
 from advisor.web.index_builder import IndexBuilder
 from advisor.web.login import ClientAddress, Login, LoginLimiter
@@ -50,21 +51,62 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 
 
 def build_ui(
-    advisor: Advisor, settings: Settings, feedback: FeedbackStore, builder: IndexBuilder | None = None
+    advisor: Advisor,
+    settings: Settings,
+    feedback: FeedbackStore,
+    builder: IndexBuilder | None = None,
+    conversations: ConversationStore | None = None,
 ):
-    """The Gradio Blocks app around one advisor and one feedback store."""
+    """The Gradio Blocks app around one advisor and one feedback store; with a conversation
+    store, every answer is saved per user (login) or per browser (cookie) and can be reopened,
+    renamed, deleted, shared and downloaded."""
     force_offline()
     import gradio as gr
 
-    page = PageHandlers(advisor, settings, feedback, builder)
+    from advisor.web.insights import add_insights_tab
+    from advisor.web.share import owner_for
+
+    page = PageHandlers(advisor, settings, feedback, builder, conversations)
+    login_on = bool(settings.ui_auth)
+
+    def owner(request: gr.Request | None):
+        return owner_for(request, login_on) if request is not None else None
+
+    def listed(listing) -> tuple:
+        return (
+            gr.update(choices=listing.choices, value=listing.value),
+            gr.update(value=listing.links, visible=bool(listing.links)),
+            listing.status,
+        )
 
     def shown(values: Iterable[Any]) -> tuple:
         """A handler's outputs for Gradio: an output to leave as it is becomes gr.skip()."""
         return tuple(gr.skip() if v is KEEP else v for v in values)
 
-    def respond(message, history, sources, cases, answers):
-        for turn in page.ask(message, history, sources, cases, answers):
+    def respond(message, history, sources, cases, answers, request: gr.Request):
+        for turn in page.ask(message, history, sources, cases, answers, owner(request)):
             yield shown(turn)
+
+    def on_history(answers, request: gr.Request):
+        return listed(page.listing(owner(request), answers))
+
+    def on_open(conversation_id, request: gr.Request):
+        if not conversation_id:
+            return (gr.skip(),) * 6
+        return shown(page.open_conversation(conversation_id, owner(request)))
+
+    def on_load(request: gr.Request):
+        who = owner(request)
+        opened = page.latest_conversation(who)
+        answers = opened.answers if opened.answers is not KEEP else {}
+        return (*shown(opened), *listed(page.listing(who, answers)))
+
+    def on_rename(title, answers, request: gr.Request):
+        return listed(page.rename_conversation(title, answers, owner(request)))
+
+    def on_delete(answers, request: gr.Request):
+        cleared, listing = page.delete_conversation(answers, owner(request))
+        return (*shown(cleared), *listed(listing))
 
     def on_latest(verdict: str):
         return lambda comment, answers: shown(page.rate_latest(verdict, comment, answers))
@@ -151,6 +193,26 @@ def build_ui(
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="send")
                 with gr.Row():
                     clear = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                with gr.Accordion(
+                    "Your conversations: reopen, rename, delete, download",
+                    open=False,
+                    visible=conversations is not None,
+                    elem_id="history",
+                ):
+                    saved = gr.Dropdown([], value=None, label="Saved conversations", elem_id="history-picker")
+                    with gr.Row():
+                        new_title = gr.Textbox(
+                            placeholder="A new title for this conversation",
+                            show_label=False,
+                            scale=4,
+                            elem_id="history-title",
+                        )
+                        rename = gr.Button("Rename", size="sm", scale=1, elem_id="history-rename")
+                        remove = gr.Button(
+                            "Delete", size="sm", variant="stop", scale=1, elem_id="history-delete"
+                        )
+                    links = gr.HTML("", visible=False, elem_id="history-links")
+                    history_status = gr.Markdown(elem_id="history-status")
                 with gr.Accordion("Filters: restrict to reports or case studies", open=False):
                     docs, cases = page.filter_choices()
                     doc_filter = gr.Dropdown(docs, multiselect=True, label="Reports", elem_id="doc-filter")
@@ -175,6 +237,7 @@ def build_ui(
                     feedback_status = gr.Markdown(elem_id="feedback-status")
         with gr.Tab("Library"):
             corpus = gr.HTML(page.library(), elem_id="library")
+        add_insights_tab(feedback.engine, settings)
         shown_state = page.explorer()  # API clients see these choices; the page's are refreshed on load
         with gr.Tab("Case studies", elem_id="cases-tab"):
             cases_status = gr.Markdown(shown_state.status, elem_id="cases-status")
@@ -270,10 +333,24 @@ def build_ui(
 
         inputs = [question, chatbot, doc_filter, case_filter, answers]
         outputs = [chatbot, evidence, searched, answers, question]
-        send.click(respond, inputs, outputs, api_name="ask")
-        question.submit(respond, inputs, outputs, api_name=False)
+        listing = [saved, links, history_status]
+        send.click(respond, inputs, outputs, api_name="ask").then(
+            on_history, [answers], listing, api_name=False, show_progress="hidden"
+        )
+        question.submit(respond, inputs, outputs, api_name=False).then(
+            on_history, [answers], listing, api_name=False, show_progress="hidden"
+        )
         cleared = [chatbot, evidence, searched, answers, question, feedback_status]
-        clear.click(page.new_conversation, None, cleared, api_name="new_conversation")
+        clear.click(page.new_conversation, None, cleared, api_name="new_conversation").then(
+            on_history, [answers], listing, api_name=False, show_progress="hidden"
+        )
+        saved.input(on_open, [saved], cleared, api_name=False).then(
+            on_history, [answers], listing, api_name=False, show_progress="hidden"
+        )
+        rename.click(on_rename, [new_title, answers], listing, api_name=False)
+        new_title.submit(on_rename, [new_title, answers], listing, api_name=False)
+        remove.click(on_delete, [answers], [*cleared, *listing], api_name=False)
+        demo.load(on_load, None, [*cleared, *listing], api_name=False)
         rated = [feedback_status, comment]
         up.click(on_latest("up"), [comment, answers], rated, api_name="feedback_up")
         down.click(on_latest("down"), [comment, answers], rated, api_name="feedback_down")
@@ -320,11 +397,22 @@ def build_ui(
     return demo
 
 
-def serve(demo, settings: Settings, *, port: int | None = None, block: bool = True):
+def serve(
+    demo,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    block: bool = True,
+    conversations: ConversationStore | None = None,
+):
     """Queue and serve a built app on loopback (or settings.ui_host) with our theme and, when
-    ADVISOR_UI_AUTH is set, a rate-limited login (`advisor.web.login`)."""
+    ADVISOR_UI_AUTH is set, a rate-limited login (`advisor.web.login`). Every browser gets its
+    cookie (its saved conversations' key without a login); with a conversation store, the
+    share pages and the briefs are served beside the page (`advisor.web.share`)."""
     import gradio as gr
     from starlette.middleware import Middleware
+
+    from advisor.web.share import BrowserCookie, share_routes
 
     accounts = parse_auth(settings.ui_auth)
     auth = notice = None
@@ -335,6 +423,9 @@ def serve(demo, settings: Settings, *, port: int | None = None, block: bool = Tr
             f"After {attempts} failed logins within {window:g} s for a user name, or from an address, "
             f"it is refused for up to {window:g} s."
         )
+    routes = []
+    if conversations is not None:
+        routes = share_routes(lambda: conversations, login_on=bool(accounts), corpus_dir=settings.corpus_dir)
     demo.queue(default_concurrency_limit=settings.ui_concurrency, max_size=64)
     theme = gr.themes.Soft(
         font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
@@ -346,7 +437,13 @@ def serve(demo, settings: Settings, *, port: int | None = None, block: bool = Tr
         share=False,
         auth=auth,
         auth_message=notice,  # the page's refusal is always "Incorrect credentials"
-        app_kwargs={"middleware": [Middleware(ClientAddress)]},  # the address for `Login`'s limit
+        app_kwargs={
+            "middleware": [
+                Middleware(ClientAddress),
+                Middleware(BrowserCookie),
+            ],  # ClientAddress: `Login`'s limit
+            "routes": routes,
+        },
         theme=theme,
         css=STYLE,
         ssr_mode=False,
@@ -373,7 +470,8 @@ def launch(settings: Settings | None = None, *, block: bool = True):
     builder = IndexBuilder(advisor)
     builder.start()
     feedback = FeedbackStore.from_settings(settings)
-    demo = build_ui(advisor, settings, feedback, builder)
+    conversations = ConversationStore.from_settings(settings)
+    demo = build_ui(advisor, settings, feedback, builder, conversations)
     if advisor.ready:
         log.info("warmed up in %.1f s", advisor.warm_up())  # before the first question, not during it
-    return serve(demo, settings, block=block), advisor, builder
+    return serve(demo, settings, block=block, conversations=conversations), advisor, builder

@@ -25,6 +25,7 @@ from advisor.config import Settings
 from advisor.errors import AdvisorError
 from advisor.feedback import FeedbackStore
 from advisor.guidance import AUDIENCES, STAGES, Guidance
+from advisor.history import ConversationStore, NotFoundError, Owner
 from advisor.types import Answer, Filters
 from advisor.web.index_builder import IndexBuilder
 from advisor.web.render import (
@@ -34,6 +35,7 @@ from advisor.web.render import (
     render_answer_markdown,
     render_case_card,
     render_case_matches,
+    render_conversation_links,
     render_evidence,
     render_guidance,
     render_library,
@@ -54,6 +56,11 @@ NO_THEME = "No theme of the guidance map has points for this audience at this st
 CASE_FILTERS = ("innovation_type", "setting", "mechanism")  # with the report, the explorer's filters
 LIKE_PICKERS = ("innovation_type", "setting", "organisation_type")
 ANY = ""  # a filter left at "Any"
+NOT_SAVED = (
+    "This conversation is not being saved: your browser did not keep this page's cookie, so its "
+    "conversations could not be found again."
+)
+NO_HISTORY = "No saved conversations yet: each question you ask is saved here."
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -92,6 +99,15 @@ class Cleared(NamedTuple):
     searched: str
     answers: dict[str, Any]
     question: str
+    status: str
+
+
+class Listing(NamedTuple):
+    """The saved-conversations picker and the line under it."""
+
+    choices: list[tuple[str, str]]  # (label, conversation id), the latest first
+    value: str | None  # the conversation shown
+    links: str  # download links for the conversation shown (HTML), or ""
     status: str
 
 
@@ -224,6 +240,19 @@ def plain_history(history: list[dict[str, Any]], answers: dict[str, Any]) -> lis
     return plain
 
 
+def share_line(share: str) -> str:
+    """The line under a saved answer: its read-only link, which anyone signed in can open."""
+    if not share:
+        return ""
+    return f"\n\n<small><a href='shared/{share}' target='_blank'>Link to this answer</a></small>"
+
+
+def conversation_label(title: str, updated: Any, turns: int) -> str:
+    """How a saved conversation reads in the picker."""
+    when = updated.strftime("%d %b %Y %H:%M")
+    return f"{title} ({turns} answer{'s' if turns != 1 else ''}, {when} UTC)"
+
+
 # ---- the handlers ----------------------------------------------------------------------
 class PageHandlers:
     """The page's handlers around one advisor, its settings and one feedback store."""
@@ -234,11 +263,13 @@ class PageHandlers:
         settings: Settings,
         feedback: FeedbackStore,
         builder: IndexBuilder | None = None,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self.advisor = advisor
         self.settings = settings
         self.feedback = feedback
         self.builder = builder or IndexBuilder(advisor)
+        self.conversations = conversations  # None: nothing is saved (no history panel)
 
     # ---- the chat ----
     def filter_choices(self) -> tuple[list[tuple[str, str]], list[str]]:
@@ -255,9 +286,12 @@ class PageHandlers:
         sources: list[str] | None,
         cases: list[str] | None,
         answers: dict[str, Any] | None,
+        owner: Owner | None = None,
     ) -> Iterator[ChatTurn]:
         """Answer a question in the conversation: the question at once, the text as it streams, then
-        the answer with its evidence; a clear message instead when the question cannot be answered."""
+        the answer with its evidence; a clear message instead when the question cannot be answered.
+        With a conversation store, the answer is saved in the owner's conversation (`answers`
+        holds its id under "conversation") and gets its share link."""
         question = message_text(message).strip() if message is not None else ""
         history = list(history or [])
         answers = dict(answers or {})
@@ -287,13 +321,136 @@ class PageHandlers:
             history.append({"role": "assistant", "content": UNEXPECTED})
             yield ChatTurn(history, KEEP, "", answers, "")
             return
-        history.append({"role": "assistant", "content": render_answer_markdown(answer)})
-        answers[str(len(history) - 1)] = answer.to_record()
-        answers["latest"] = answer.to_record()
-        yield ChatTurn(history, render_evidence(answer), searched_line(answer), answers, "")
+        record = answer.to_record()
+        share, problem = self._save(owner, record, answers)
+        bubble = (
+            render_answer_markdown(answer)
+            + share_line(share)
+            + (f"\n\n<em>{problem}</em>" if problem else "")
+        )
+        history.append({"role": "assistant", "content": bubble})
+        answers[str(len(history) - 1)] = record
+        answers["latest"] = record
+        yield ChatTurn(history, render_evidence(answer, share), searched_line(answer), answers, "")
+
+    def _save(self, owner: Owner | None, record: dict[str, Any], answers: dict[str, Any]) -> tuple[str, str]:
+        """Keep the answer in the owner's conversation: (its share id, "") or ("", why it was not)."""
+        if self.conversations is None:
+            return "", ""
+        if owner is None:
+            return "", NOT_SAVED
+        generation = self.advisor.index.generation if self.advisor.ready else ""
+        current = answers.get("conversation")
+        try:
+            try:
+                turn = self.conversations.add_turn(
+                    owner, record, conversation_id=current, generation=generation
+                )
+            except NotFoundError:  # deleted in another tab: this answer starts a new one
+                turn = self.conversations.add_turn(owner, record, generation=generation)
+        except Exception as exc:  # noqa: BLE001 - the answer is shown even when it cannot be saved
+            from advisor.db import exc_line
+
+            log.error("could not save an answer in its conversation: %s", exc_line(exc))
+            return "", "This answer could not be saved in your history (the database could not be written)."
+        record["answer_id"] = turn.id
+        answers["conversation"] = turn.conversation_id
+        return turn.id, ""
 
     def new_conversation(self) -> Cleared:
         return Cleared([], render_evidence(None), "", {}, "", "")
+
+    # ---- saved conversations ----
+    def listing(
+        self, owner: Owner | None, answers: dict[str, Any] | None = None, status: str = ""
+    ) -> Listing:
+        """The owner's saved conversations, the one shown (in `answers`) picked, and its links."""
+        current = (answers or {}).get("conversation")
+        if self.conversations is None:
+            return Listing([], None, "", "")
+        if owner is None:
+            return Listing([], None, "", status or NOT_SAVED)
+        try:
+            saved = self.conversations.list(owner)
+        except Exception as exc:  # noqa: BLE001 - the page works without its history
+            from advisor.db import exc_line
+
+            log.error("could not list saved conversations: %s", exc_line(exc))
+            return Listing([], current, "", "Your saved conversations cannot be read just now.")
+        choices = [(conversation_label(c.title, c.updated_at, c.turns), c.id) for c in saved]
+        if current not in {c.id for c in saved}:
+            current = None
+        links = render_conversation_links(current) if current else ""
+        return Listing(choices, current, links, status or ("" if saved else NO_HISTORY))
+
+    def open_conversation(self, conversation_id: str | None, owner: Owner | None) -> Cleared:
+        """A saved conversation back in the chat: its questions, answers and the last one's evidence."""
+        if not conversation_id or self.conversations is None:
+            return self.new_conversation()
+        if owner is None:
+            return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, NOT_SAVED)
+        try:
+            conversation = self.conversations.get(conversation_id, owner)
+        except NotFoundError as exc:
+            return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, str(exc))
+        history: list[dict[str, Any]] = []
+        answers: dict[str, Any] = {"conversation": conversation.id}
+        last = None
+        for turn in conversation.turns:
+            record = dict(turn.record, answer_id=turn.id)
+            last = Answer.from_record(record)
+            history.append({"role": "user", "content": shown_question(turn.question)})
+            history.append(
+                {"role": "assistant", "content": render_answer_markdown(last) + share_line(turn.id)}
+            )
+            answers[str(len(history) - 1)] = answers["latest"] = record
+        evidence = render_evidence(last, conversation.turns[-1].id) if last else render_evidence(None)
+        return Cleared(history, evidence, searched_line(last) if last else "", answers, "", "")
+
+    def latest_conversation(self, owner: Owner | None) -> Cleared:
+        """The owner's latest conversation, as the page shows it when loaded (reloaded)."""
+        if self.conversations is None or owner is None:
+            return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, "")
+        try:
+            latest = self.conversations.list(owner, limit=1)
+        except Exception:  # noqa: BLE001 - `listing` says so
+            latest = []
+        return (
+            self.open_conversation(latest[0].id, owner)
+            if latest
+            else Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, "")
+        )
+
+    def rename_conversation(
+        self, title: str | None, answers: dict[str, Any] | None, owner: Owner | None
+    ) -> Listing:
+        """Rename the conversation shown."""
+        current = (answers or {}).get("conversation")
+        if not current or self.conversations is None or owner is None:
+            return self.listing(
+                owner, answers, "Ask a question first: only a saved conversation can be renamed."
+            )
+        try:
+            renamed = self.conversations.rename(current, owner, title or "")
+        except AdvisorError as exc:
+            return self.listing(owner, answers, str(exc))
+        return self.listing(owner, answers, f"Renamed to “{escape_text(renamed.title)}”.")
+
+    def delete_conversation(
+        self, answers: dict[str, Any] | None, owner: Owner | None
+    ) -> tuple[Cleared, Listing]:
+        """Delete the conversation shown, with its answers and their share links."""
+        current = (answers or {}).get("conversation")
+        if not current or self.conversations is None or owner is None:
+            return self.new_conversation(), self.listing(
+                owner, None, "There is no saved conversation to delete."
+            )
+        try:
+            self.conversations.delete(current, owner)
+        except AdvisorError as exc:
+            return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, ""), self.listing(owner, answers, str(exc))
+        done = "Deleted: the conversation, its answers and their share links are gone."
+        return self.new_conversation(), self.listing(owner, None, done)
 
     # ---- feedback ----
     def rate_latest(self, verdict: str, comment: str | None, answers: dict[str, Any] | None) -> Rated:
@@ -315,7 +472,10 @@ class PageHandlers:
             return Rated("Ask a question first: feedback is about an answer.", KEEP)
         label = "helpful" if verdict == "up" else "not helpful"
         try:
-            feedback_id = self.feedback.submit("web", record["question"], record, verdict, comment or "")
+            meta = {"answer_id": record["answer_id"]} if record.get("answer_id") else None  # its saved turn
+            feedback_id = self.feedback.submit(
+                "web", record["question"], record, verdict, comment or "", meta
+            )
         except AdvisorError as exc:  # the database refused this row itself (logged)
             return Rated(f"Sorry, your rating could not be saved: {exc}", KEEP)
         if feedback_id is None:  # the database is busy: kept, and retried in the background

@@ -149,9 +149,15 @@ def searched_line(answer: Answer) -> str:
 
 
 # ---- panels --------------------------------------------------------------------------
-def render_evidence(answer: Answer | None) -> str:
-    """The sources panel: one card per citation, its passage one click away, the quote marked."""
-    return _render("evidence.html.j2", answer=answer)
+def render_evidence(answer: Answer | None, share: str = "") -> str:
+    """The sources panel: one card per citation, its passage one click away, the quote marked;
+    with a saved answer's share id, links to its read-only page, each passage there and its brief."""
+    return _render("evidence.html.j2", answer=answer, share=share)
+
+
+def render_conversation_links(conversation_id: str) -> str:
+    """Download links for a saved conversation's brief (its owner's browser or login opens them)."""
+    return _render("conversation_links.html.j2", conversation=conversation_id)
 
 
 def render_library(docs: Iterable[Any] | None) -> str:
