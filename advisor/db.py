@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -119,6 +120,7 @@ turns = Table(
     Column("refused", Boolean, nullable=False, default=False),
     Column("generation", String(160), nullable=False, default=""),
     Column("record", JSON, nullable=False),
+    UniqueConstraint("conversation_id", "position", name="turns_position"),
 )
 
 
@@ -296,14 +298,16 @@ class SharedAnswers:
                     conn.execute(delete(answers).where(answers.c.created_at < now - self.keep))
                 conn.execute(insert(answers).values(id=answer_id, created_at=now, record=_jsonable(record)))
         except Exception as exc:  # noqa: BLE001 - a lost record only makes later feedback partial
-            log.warning("could not keep answer %s for its feedback buttons: %s", answer_id, exc_line(exc))
+            log.warning(
+                "could not keep an answer for its feedback buttons: %s", exc_line(exc)
+            )  # no id: a share link
 
     def get(self, answer_id: str) -> dict[str, Any] | None:
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(select(answers.c.record).where(answers.c.id == answer_id)).first()
         except Exception as exc:  # noqa: BLE001 - the feedback is then stored from the message itself
-            log.warning("could not read answer %s: %s", answer_id, exc_line(exc))
+            log.warning("could not read an answer for its feedback button: %s", exc_line(exc))
             return None
         return dict(row[0]) if row else None
 

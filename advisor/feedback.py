@@ -241,6 +241,7 @@ class Outbox:
         if self.path is not None:
             try:
                 with self.path.open(encoding="utf-8") as f:
+                    fcntl.flock(f, fcntl.LOCK_SH)  # not halfway through a flush's rewrite of the file
                     waiting += sum(1 for line in f if line.strip())
             except FileNotFoundError:
                 pass

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import threading
 import time
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from advisor.db import _jsonable, conversations, exc_line, open_database, turns
 from advisor.errors import AdvisorError
@@ -141,8 +143,25 @@ class Conversation:
 
 
 def new_id() -> str:
-    """A random id (128 bits, URL-safe): conversation ids and share links cannot be guessed."""
-    return secrets.token_urlsafe(16)
+    """A random id (128 bits, URL-safe, 22 characters): conversation ids and share links cannot
+    be guessed. None starts with "-", which a command line would read as an option."""
+    while True:
+        value = secrets.token_urlsafe(16)
+        if not value.startswith("-"):
+            return value
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def valid_id(value: str | None) -> bool:
+    """Whether a conversation or share id could be one of ours (random URL-safe, or a Slack
+    thread's): anything else is not looked up (PostgreSQL refuses a NUL in a query)."""
+    return bool(value) and _ID.fullmatch(value) is not None
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "")
 
 
 def title_from(question: str) -> str:
@@ -213,19 +232,32 @@ class ConversationStore:
         id is `create_as` when given: a Slack thread's). An id that is not the owner's raises
         NotFoundError, unless it is `create_as`, which is then created."""
         now = now or datetime.now(UTC)
-        question = str(record.get("question", ""))
-        turn_id = new_id()
+        for attempt in (1, 2):
+            try:
+                return self._add(owner, record, conversation_id, create_as, channel, generation, now)
+            except IntegrityError:  # another process created the same thread's conversation first
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _add(self, owner, record, conversation_id, create_as, channel, generation, now) -> Turn:
+        question = _no_nul(str(record.get("question", "")))
         self._maybe_purge()
         with self.engine.begin() as conn:
             wanted = conversation_id or create_as
-            found = None
-            if wanted:
-                found = conn.execute(
-                    select(conversations.c.id).where(
-                        conversations.c.id == wanted, conversations.c.owner == owner.key
-                    )
-                ).first()
-            if found is None:
+            found = False
+            if wanted and valid_id(wanted):
+                # the update comes first: it takes SQLite's write lock (PostgreSQL's row lock), so
+                # two answers added to one conversation at once are numbered one after the other
+                found = (
+                    conn.execute(
+                        update(conversations)
+                        .where(conversations.c.id == wanted, conversations.c.owner == owner.key)
+                        .values(updated_at=now)
+                    ).rowcount
+                    == 1
+                )
+            if not found:
                 if conversation_id and conversation_id != create_as:
                     raise NotFoundError(NO_CONVERSATION)
                 wanted = create_as or new_id()
@@ -241,10 +273,12 @@ class ConversationStore:
                     )
                 )
             position = conn.execute(
-                select(func.count()).select_from(turns).where(turns.c.conversation_id == wanted)
+                select(func.coalesce(func.max(turns.c.position) + 1, 0)).where(
+                    turns.c.conversation_id == wanted
+                )
             ).scalar_one()
             row = {
-                "id": turn_id,
+                "id": new_id(),
                 "conversation_id": wanted,
                 "position": int(position),
                 "created_at": now,
@@ -254,11 +288,10 @@ class ConversationStore:
                 "record": _jsonable(record),
             }
             conn.execute(insert(turns).values(**row))
-            conn.execute(update(conversations).where(conversations.c.id == wanted).values(updated_at=now))
         return Turn(**row)
 
     def rename(self, conversation_id: str, owner: Owner, title: str) -> ConversationSummary:
-        title = " ".join((title or "").split())[:MAX_TITLE_CHARS]
+        title = " ".join(_no_nul(title or "").split())[:MAX_TITLE_CHARS]
         if not title:
             raise AdvisorError("A conversation needs a title: type one before renaming.")
         with self.engine.begin() as conn:
@@ -331,14 +364,16 @@ class ConversationStore:
             raise NotFoundError(NO_CONVERSATION)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(turns).where(turns.c.conversation_id == conversation_id).order_by(turns.c.position)
+                select(turns)
+                .where(turns.c.conversation_id == conversation_id)
+                .order_by(turns.c.position, turns.c.created_at, turns.c.id)
             ).all()
         return Conversation(found[0], [self._turn(r) for r in rows])
 
     def turn(self, turn_id: str) -> tuple[Turn, ConversationSummary]:
         """An answer by its share id, with its conversation; NotFoundError when it is gone."""
         self._maybe_purge()
-        if not turn_id or len(turn_id) > 40:
+        if not valid_id(turn_id):
             raise NotFoundError(NO_ANSWER)
         with self.engine.connect() as conn:
             row = conn.execute(select(turns).where(turns.c.id == turn_id)).first()
@@ -351,7 +386,7 @@ class ConversationStore:
         return turn, summary
 
     def _find(self, conversation_id: str, owner: Owner | None) -> list[ConversationSummary]:
-        if not conversation_id or len(conversation_id) > 40:
+        if not valid_id(conversation_id):
             return []
         counts = select(func.count()).select_from(turns).where(turns.c.conversation_id == conversations.c.id)
         query = select(conversations, counts.scalar_subquery()).where(conversations.c.id == conversation_id)

@@ -95,6 +95,8 @@ class Passage:
             "chunk_id": self.chunk.id,
             "source": self.chunk.source,
             "title": self.chunk.title,
+            "publisher": self.chunk.meta.get("publisher", ""),
+            "year": self.chunk.meta.get("year") or None,
             "section": self.chunk.section,
             "case_study": self.chunk.case_study or None,
             "page": self.chunk.meta.get("page") or None,
@@ -205,6 +207,8 @@ class Answer:
                 text=str(p.get("text", "")),
                 meta={
                     "title": p.get("title", ""),
+                    "publisher": p.get("publisher", ""),
+                    "year": p.get("year") or "",
                     "section": p.get("section", ""),
                     "case_study": p.get("case_study") or "",
                     "page": p.get("page") or "",

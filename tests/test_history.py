@@ -138,9 +138,76 @@ def test_a_share_id_finds_its_answer_and_conversation_without_an_owner(db_url):
             store.turn(bad)
 
 
+def test_new_ids_are_long_random_and_never_read_as_a_command_line_option():
+    from advisor.history import new_id, valid_id
+
+    ids = [new_id() for _ in range(3000)]  # about 47 would start with "-" if nothing prevented it
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 22 and valid_id(i) and not i.startswith("-") for i in ids)
+
+
 def test_titles_come_from_the_first_question_cut_at_a_word():
     assert title_from("  How   do I\nspread? ") == "How do I spread?"
     long = "word " * 40
     cut = title_from(long)
     assert cut.endswith("…") and len(cut) <= 81 and "wor…" not in cut
     assert title_from("") == "Untitled conversation"
+
+
+def test_answers_added_to_one_conversation_at_once_are_numbered_one_after_the_other(db_url):
+    import threading
+
+    cid = ConversationStore.open(db_url).add_turn(ALICE, record("first")).conversation_id
+    stores = [ConversationStore.open(db_url) for _ in range(3)]  # as three tabs, or replicas
+    start = threading.Barrier(len(stores))
+    failures: list[BaseException] = []
+
+    def append(store: ConversationStore, n: int) -> None:
+        start.wait()
+        try:
+            for i in range(8):
+                store.add_turn(ALICE, record(f"tab {n} question {i}"), conversation_id=cid)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=append, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    positions = [t.position for t in ConversationStore.open(db_url).get(cid, ALICE).turns]
+    assert positions == list(range(1 + 3 * 8))
+
+
+def test_a_slack_threads_conversation_created_twice_at_once_keeps_both_answers(db_url):
+    import threading
+
+    stores = [ConversationStore.open(db_url) for _ in range(2)]
+    start = threading.Barrier(2)
+    owner = Owner.slack("T1", "U1")
+
+    def first_answer(store: ConversationStore, n: int) -> None:
+        start.wait()
+        store.add_turn(owner, record(f"answer {n}"), create_as="slack-thread-1", channel="slack")
+
+    threads = [threading.Thread(target=first_answer, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = stores[0].get("slack-thread-1", owner)
+    assert sorted(t.question for t in got.turns) == ["answer 0", "answer 1"]
+    assert [t.position for t in got.turns] == [0, 1]
+
+
+def test_ids_that_could_not_be_ours_are_not_looked_up(db_url):
+    store = ConversationStore.open(db_url)
+    cid = store.add_turn(ALICE, record("q")).conversation_id
+    for bad in ("x\x00y", "../etc", "a b", "é"):
+        with pytest.raises(NotFoundError):
+            store.turn(bad)
+        with pytest.raises(NotFoundError):
+            store.get(bad, ALICE)
+    assert store.rename(cid, ALICE, "nul\x00 in a title").title == "nul in a title"
+    assert store.add_turn(ALICE, record("a \x00 question")).question == "a  question"

@@ -83,6 +83,17 @@ def test_list_as_a_table_shows_whole_ids(store):
     assert "ann" in result.stdout and "web" in result.stdout and "2025-03-01 12:00" in result.stdout
 
 
+def test_list_and_show_print_markup_in_peoples_words_as_text(store):
+    tricky = "What about [/] closing tags and [bold]this[/bold]?"
+    turn = store.add_turn(Owner.user("[/bold]alice"), {"question": tricky, "answer": "x", "refused": True})
+    listed = runner.invoke(app, ["history", "list"], env={"COLUMNS": "250"})  # no cell cut short
+    assert listed.exit_code == 0, listed.output
+    assert "[/bold]alice" in listed.stdout and tricky in listed.stdout
+    shown = history("show", turn.conversation_id)
+    assert shown.exit_code == 0, shown.output
+    assert "[bold]this[/bold]" in one_line(shown.stdout)
+
+
 def test_a_database_without_the_conversations_table_has_none_stored(settings):
     path = sqlite_path(settings.database_url)
     path.parent.mkdir(parents=True)

@@ -14,7 +14,14 @@ from advisor.db import make_engine, open_database
 from advisor.feedback import FeedbackStore
 from advisor.history import ConversationStore, Owner
 from advisor.insights import compute_insights
-from advisor.web.insights import DOWN_COLUMNS, FOR_MAINTAINERS, GAP_COLUMNS, insights_view, may_see_insights
+from advisor.web.insights import (
+    DOWN_COLUMNS,
+    FOR_MAINTAINERS,
+    GAP_COLUMNS,
+    NEEDS_LOGIN,
+    insights_view,
+    may_see_insights,
+)
 from tests.conftest import free_port
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -207,6 +214,10 @@ def test_who_sees_the_insights(db, tmp_path):
     assert may_see_insights(everyone_signed_in, "bob") and not may_see_insights(everyone_signed_in, None)
     no_login = settings(maintainers="ann")
     assert may_see_insights(no_login, None) and may_see_insights(no_login, "bob")
+    open_to_the_network = settings(ui_host="0.0.0.0")
+    assert not may_see_insights(open_to_the_network, None)
+    hidden = insights_view(engine, open_to_the_network, None, now=NOW)
+    assert not hidden.allowed and hidden.summary == NEEDS_LOGIN and hidden.thumbs_down.empty
 
     refused = insights_view(engine, named, "bob", now=NOW)
     assert not refused.allowed and not refused.figures and refused.insights is None

@@ -7,6 +7,8 @@ index), with nothing shared through their own data folders.
 - A feedback button on an answer one Slack replica gave, clicked through the other, stores the
   full answer record.
 - Feedback written through both web replicas is all in the shared database.
+- A conversation saved through one web replica is served by the other: its brief to the same
+  browser, its answer's share page to anyone.
 """
 
 from __future__ import annotations
@@ -166,6 +168,32 @@ def test_feedback_through_both_web_replicas_is_all_in_the_shared_database(deploy
     got = sorted((f.comment.split()[0], f.comment, f.verdict, f.question) for f in stored)
     assert got == sorted(expected)
     assert all(f.citations for f in stored)
+
+
+def test_a_conversation_saved_through_one_web_replica_is_served_by_the_other(deployment):
+    import re
+    import secrets
+
+    import httpx
+    from gradio_client import Client
+
+    from advisor.history import ConversationStore, Owner
+
+    first, second = (f"http://127.0.0.1:{r.port}/" for r in _by_name(deployment, "web"))
+    browser = secrets.token_urlsafe(24)
+    cookie = {"Cookie": f"advisor_browser={browser}"}
+    outputs = Client(first, verbose=False, headers=cookie).predict(QUESTIONS[2], [], [], [], api_name="/ask")
+    evidence = next(o for o in outputs if isinstance(o, str) and "cite-" in o)
+    share = re.search(r"shared/([A-Za-z0-9_-]+)'", evidence).group(1)
+
+    (saved,) = ConversationStore.open(deployment["db_url"]).list(Owner.browser(browser))
+    assert saved.turns == 1 and saved.title == QUESTIONS[2]
+    brief = httpx.get(f"{second}conversations/{saved.id}/brief.md", headers=cookie)
+    assert brief.status_code == 200 and QUESTIONS[2] in brief.text and "References" in brief.text
+    stranger = httpx.get(f"{second}conversations/{saved.id}/brief.md")  # no cookie: not theirs
+    assert stranger.status_code == 404 and QUESTIONS[2] not in stranger.text
+    page = httpx.get(f"{second}shared/{share}")
+    assert page.status_code == 200 and QUESTIONS[2] in page.text and "<mark>" in page.text
 
 
 def test_the_replicas_keep_no_index_or_database_of_their_own(deployment):

@@ -205,12 +205,16 @@ def _when(moment: datetime) -> str:
 
 def _table(items):
     from rich.table import Column, Table
+    from rich.text import Text
 
     ids = Column("id", no_wrap=True, min_width=max(len(s.id) for s in items))  # copied whole into show
     created = Column("created", no_wrap=True)
     table = Table(ids, "user", "channel", "title", created, "answers", title="Saved conversations")
     for s in items:
-        table.add_row(s.id, s.user or "", s.channel, s.title, _when(s.created_at), str(s.turns))
+        # people's words are text, never Rich markup: "[/bold]" in a title must not break the list
+        table.add_row(
+            *(Text(v) for v in (s.id, s.user or "", s.channel, s.title, _when(s.created_at), str(s.turns)))
+        )
     return table
 
 

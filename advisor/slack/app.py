@@ -332,8 +332,9 @@ class SlackBot:
                 text = f"Thank you: your feedback ({said}) is kept and will be saved as soon as the database is free."
             else:
                 text = f"Thank you: your feedback (#{feedback_id}, {said}) was saved."
-        except Exception:  # the user should hear that it failed; the log has the details
-            log.exception("could not store Slack feedback %s on answer %s", verdict, answer_id)
+        except Exception as exc:  # noqa: BLE001 - the user hears that it failed; the log has the cause
+            # neither the answer's id (its share link) nor SQLAlchemy's parameters (the answer) logged
+            log.error("could not store Slack feedback %s: %s", verdict, exc_line(exc))
             text = "Sorry, I could not save your feedback just now. Please try again later."
         respond(
             body.get("response_url"),

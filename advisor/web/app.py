@@ -88,7 +88,7 @@ def build_ui(
             yield shown(turn)
 
     def on_history(answers, request: gr.Request):
-        return listed(page.listing(owner(request), answers))
+        return (*listed(page.listing(owner(request), answers)), "")  # a pending delete is asked again
 
     def on_open(conversation_id, request: gr.Request):
         if not conversation_id:
@@ -104,9 +104,9 @@ def build_ui(
     def on_rename(title, answers, request: gr.Request):
         return listed(page.rename_conversation(title, answers, owner(request)))
 
-    def on_delete(answers, request: gr.Request):
-        cleared, listing = page.delete_conversation(answers, owner(request))
-        return (*shown(cleared), *listed(listing))
+    def on_delete(answers, confirming, request: gr.Request):
+        cleared, listing, confirming = page.delete_conversation(answers, owner(request), confirming)
+        return (*shown(cleared), *listed(listing), confirming)
 
     def on_latest(verdict: str):
         return lambda comment, answers: shown(page.rate_latest(verdict, comment, answers))
@@ -163,6 +163,7 @@ def build_ui(
 
     with gr.Blocks(title="Spread Advisor", analytics_enabled=False, fill_height=True) as demo:
         answers = gr.State({})
+        confirming = gr.State("")  # the conversation whose Delete awaits a second press
         gr.Markdown(
             "## Spread Advisor\nEvidence-based answers on scaling and spreading innovation in the NHS, "
             "quoted from five public reports. Every sentence cites the passage it comes from."
@@ -237,7 +238,6 @@ def build_ui(
                     feedback_status = gr.Markdown(elem_id="feedback-status")
         with gr.Tab("Library"):
             corpus = gr.HTML(page.library(), elem_id="library")
-        add_insights_tab(feedback.engine, settings)
         shown_state = page.explorer()  # API clients see these choices; the page's are refreshed on load
         with gr.Tab("Case studies", elem_id="cases-tab"):
             cases_status = gr.Markdown(shown_state.status, elem_id="cases-status")
@@ -330,26 +330,28 @@ def build_ui(
             guidance_themes = gr.HTML(
                 render_message(GUIDANCE_HINT, kind="hint", panel=""), elem_id="guidance-themes"
             )
+        add_insights_tab(feedback.engine, settings)  # the maintainers' figures, last
 
         inputs = [question, chatbot, doc_filter, case_filter, answers]
         outputs = [chatbot, evidence, searched, answers, question]
         listing = [saved, links, history_status]
+        relisted = [*listing, confirming]
         send.click(respond, inputs, outputs, api_name="ask").then(
-            on_history, [answers], listing, api_name=False, show_progress="hidden"
+            on_history, [answers], relisted, api_name=False, show_progress="hidden"
         )
         question.submit(respond, inputs, outputs, api_name=False).then(
-            on_history, [answers], listing, api_name=False, show_progress="hidden"
+            on_history, [answers], relisted, api_name=False, show_progress="hidden"
         )
         cleared = [chatbot, evidence, searched, answers, question, feedback_status]
         clear.click(page.new_conversation, None, cleared, api_name="new_conversation").then(
-            on_history, [answers], listing, api_name=False, show_progress="hidden"
+            on_history, [answers], relisted, api_name=False, show_progress="hidden"
         )
         saved.input(on_open, [saved], cleared, api_name=False).then(
-            on_history, [answers], listing, api_name=False, show_progress="hidden"
+            on_history, [answers], relisted, api_name=False, show_progress="hidden"
         )
         rename.click(on_rename, [new_title, answers], listing, api_name=False)
         new_title.submit(on_rename, [new_title, answers], listing, api_name=False)
-        remove.click(on_delete, [answers], [*cleared, *listing], api_name=False)
+        remove.click(on_delete, [answers, confirming], [*cleared, *listing, confirming], api_name=False)
         demo.load(on_load, None, [*cleared, *listing], api_name=False)
         rated = [feedback_status, comment]
         up.click(on_latest("up"), [comment, answers], rated, api_name="feedback_up")

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from advisor.advisor import Advisor, clean_question
 from advisor.cases import CaseCatalogue, CaseStudy
 from advisor.condense import message_text
 from advisor.config import Settings
+from advisor.db import exc_line
 from advisor.errors import AdvisorError
 from advisor.feedback import FeedbackStore
 from advisor.guidance import AUDIENCES, STAGES, Guidance
@@ -61,6 +64,11 @@ NOT_SAVED = (
     "conversations could not be found again."
 )
 NO_HISTORY = "No saved conversations yet: each question you ask is saved here."
+DELETED_MEANWHILE = (
+    "The conversation this question was asked in has been deleted (perhaps in another tab): this "
+    "answer starts a new conversation, without the earlier questions."
+)
+UNREADABLE = "Your saved conversations cannot be read just now; please try again in a moment."
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -240,6 +248,15 @@ def plain_history(history: list[dict[str, Any]], answers: dict[str, Any]) -> lis
     return plain
 
 
+def said(exc: Exception) -> str:
+    """What the page says of a failed change to a saved conversation: the store's own sentence,
+    or, for a database that failed, that it cannot be read now (the cause is logged)."""
+    if isinstance(exc, AdvisorError):
+        return str(exc)
+    log.error("a saved conversation could not be changed: %s", exc_line(exc))
+    return UNREADABLE
+
+
 def share_line(share: str) -> str:
     """The line under a saved answer: its read-only link, which anyone signed in can open."""
     if not share:
@@ -295,6 +312,9 @@ class PageHandlers:
         question = message_text(message).strip() if message is not None else ""
         history = list(history or [])
         answers = dict(answers or {})
+        gone = self._deleted_meanwhile(owner, answers)
+        if gone:  # deleted in another tab: answer without its questions, in a new conversation
+            history, answers = [], {}
         earlier = plain_history(history, answers)
         history = history + [{"role": "user", "content": shown_question(question)}]
         if not self.builder.ready_now():  # being built, or damaged (read again: it may be rebuilt)
@@ -323,15 +343,28 @@ class PageHandlers:
             return
         record = answer.to_record()
         share, problem = self._save(owner, record, answers)
+        notes = [DELETED_MEANWHILE] if gone else []
+        notes += [problem] if problem else []
         bubble = (
-            render_answer_markdown(answer)
-            + share_line(share)
-            + (f"\n\n<em>{problem}</em>" if problem else "")
+            render_answer_markdown(answer) + share_line(share) + "".join(f"\n\n<em>{n}</em>" for n in notes)
         )
         history.append({"role": "assistant", "content": bubble})
         answers[str(len(history) - 1)] = record
         answers["latest"] = record
         yield ChatTurn(history, render_evidence(answer, share), searched_line(answer), answers, "")
+
+    def _deleted_meanwhile(self, owner: Owner | None, answers: dict[str, Any]) -> bool:
+        """Whether the conversation shown was saved and has since been deleted (in another tab)."""
+        current = answers.get("conversation")
+        if not current or self.conversations is None or owner is None:
+            return False
+        try:
+            self.conversations.get(current, owner)
+        except NotFoundError:
+            return True
+        except Exception:  # noqa: BLE001 - an unreadable database: saving will say so
+            return False
+        return False
 
     def _save(self, owner: Owner | None, record: dict[str, Any], answers: dict[str, Any]) -> tuple[str, str]:
         """Keep the answer in the owner's conversation: (its share id, "") or ("", why it was not)."""
@@ -349,8 +382,6 @@ class PageHandlers:
             except NotFoundError:  # deleted in another tab: this answer starts a new one
                 turn = self.conversations.add_turn(owner, record, generation=generation)
         except Exception as exc:  # noqa: BLE001 - the answer is shown even when it cannot be saved
-            from advisor.db import exc_line
-
             log.error("could not save an answer in its conversation: %s", exc_line(exc))
             return "", "This answer could not be saved in your history (the database could not be written)."
         record["answer_id"] = turn.id
@@ -373,10 +404,8 @@ class PageHandlers:
         try:
             saved = self.conversations.list(owner)
         except Exception as exc:  # noqa: BLE001 - the page works without its history
-            from advisor.db import exc_line
-
             log.error("could not list saved conversations: %s", exc_line(exc))
-            return Listing([], current, "", "Your saved conversations cannot be read just now.")
+            return Listing([], current, "", UNREADABLE)
         choices = [(conversation_label(c.title, c.updated_at, c.turns), c.id) for c in saved]
         if current not in {c.id for c in saved}:
             current = None
@@ -393,6 +422,9 @@ class PageHandlers:
             conversation = self.conversations.get(conversation_id, owner)
         except NotFoundError as exc:
             return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, str(exc))
+        except SQLAlchemyError as exc:
+            log.error("could not open a saved conversation: %s", exc_line(exc))
+            return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, UNREADABLE)
         history: list[dict[str, Any]] = []
         answers: dict[str, Any] = {"conversation": conversation.id}
         last = None
@@ -432,25 +464,36 @@ class PageHandlers:
             )
         try:
             renamed = self.conversations.rename(current, owner, title or "")
-        except AdvisorError as exc:
-            return self.listing(owner, answers, str(exc))
+        except (AdvisorError, SQLAlchemyError) as exc:
+            return self.listing(owner, answers, said(exc))
         return self.listing(owner, answers, f"Renamed to “{escape_text(renamed.title)}”.")
 
     def delete_conversation(
-        self, answers: dict[str, Any] | None, owner: Owner | None
-    ) -> tuple[Cleared, Listing]:
-        """Delete the conversation shown, with its answers and their share links."""
+        self, answers: dict[str, Any] | None, owner: Owner | None, confirmed: str | None = None
+    ) -> tuple[Cleared, Listing, str]:
+        """Delete the conversation shown, with its answers and their share links, in two steps:
+        the first press asks (and returns the id to confirm), a second press on the same
+        conversation deletes it. Returns what to show and the id awaiting confirmation ("")."""
+        unchanged = Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, KEEP)
         current = (answers or {}).get("conversation")
         if not current or self.conversations is None or owner is None:
-            return self.new_conversation(), self.listing(
-                owner, None, "There is no saved conversation to delete."
+            return unchanged, self.listing(owner, answers, "There is no saved conversation to delete."), ""
+        if confirmed != current:
+            try:
+                title = self.conversations.get(current, owner).title
+            except (AdvisorError, SQLAlchemyError) as exc:
+                return unchanged, self.listing(owner, answers, said(exc)), ""
+            ask = (
+                f"Delete “{escape_text(title)}”, its answers and their share links for good? "
+                "Press Delete again to confirm."
             )
+            return unchanged, self.listing(owner, answers, ask), current
         try:
             self.conversations.delete(current, owner)
-        except AdvisorError as exc:
-            return Cleared(KEEP, KEEP, KEEP, KEEP, KEEP, ""), self.listing(owner, answers, str(exc))
+        except (AdvisorError, SQLAlchemyError) as exc:
+            return unchanged, self.listing(owner, answers, said(exc)), ""
         done = "Deleted: the conversation, its answers and their share links are gone."
-        return self.new_conversation(), self.listing(owner, None, done)
+        return self.new_conversation(), self.listing(owner, None, done), ""
 
     # ---- feedback ----
     def rate_latest(self, verdict: str, comment: str | None, answers: dict[str, Any] | None) -> Rated:

@@ -6,8 +6,8 @@ plot of questions per day, bar plots of the most-cited reports and case studies,
 thumbs-down and the refused questions) and fills them when the tab is opened or refreshed.
 
 Who sees the figures: with a login (`ADVISOR_UI_AUTH`) and `ADVISOR_MAINTAINERS`, the users it
-names; with a login and no maintainers list, every signed-in user; with no login (the page on
-loopback), everyone.
+names; with a login and no maintainers list, every signed-in user; with no login, everyone when
+the page is served on loopback only, and nobody when it is served to the network.
 
 Gradio is imported inside `add_insights_tab`, after `force_offline()`. This module has no
 `from __future__ import annotations`: the handler's `gr.Request` annotation must be a real
@@ -42,10 +42,20 @@ def maintainers(settings: Settings) -> frozenset[str]:
     return frozenset(name.strip() for name in (settings.maintainers or "").split(",") if name.strip())
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+NEEDS_LOGIN = (
+    "The insights show every user's questions and comments, so they are shown without a login "
+    "only on this machine (ADVISOR_UI_HOST 127.0.0.1). Turn on the login (ADVISOR_UI_AUTH) to "
+    "see them here."
+)
+
+
 def may_see_insights(settings: Settings, username: str | None) -> bool:
-    """Everyone without a login; with one, the maintainers, or every signed-in user when none are named."""
+    """Without a login, everyone on a page served on loopback only (nobody when it is served to
+    the network: the figures hold every user's questions); with one, the maintainers, or every
+    signed-in user when none are named."""
     if not settings.ui_auth:
-        return True
+        return settings.ui_host in LOOPBACK
     if not username:
         return False
     named = maintainers(settings)
@@ -76,7 +86,7 @@ def insights_view(
 ) -> InsightsView:
     """The Insights tab for one user (`gr.Request.username`, None without a login)."""
     if not may_see_insights(settings, username):
-        return _empty(False, FOR_MAINTAINERS)
+        return _empty(False, FOR_MAINTAINERS if settings.ui_auth else NEEDS_LOGIN)
     try:
         insights = compute_insights(engine, days=days, now=now, top=TOP)
     except AdvisorError as exc:  # the edge: the tab says so, the page keeps working

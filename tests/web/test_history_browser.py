@@ -109,8 +109,12 @@ def test_a_conversation_survives_a_reload_and_its_share_link_opens_read_only_els
         assert forged is not None and forged.status == 404  # not their conversation
         assert "Champions brief" not in other.content() and QUESTION not in other.content()
 
+        page.locator("#history-delete").click()  # asks first
+        expect(page.locator("#history-status")).to_contain_text("Press Delete again", timeout=30_000)
+        assert len(store.list()) == 1
         page.locator("#history-delete").click()
         expect(page.locator("#history-status")).to_contain_text("Deleted", timeout=30_000)
+        expect(page.locator("#chat")).not_to_contain_text(QUESTION)
         assert store.list() == []
         gone = other.goto(share_url, wait_until="load")
         assert gone is not None and gone.status == 404

@@ -11,8 +11,8 @@ from sqlalchemy import create_engine
 from advisor.feedback import FeedbackStore
 from advisor.history import NO_CONVERSATION, ConversationStore, Owner
 from advisor.types import Answer
-from advisor.web.handlers import KEEP, NO_HISTORY, NOT_SAVED, PageHandlers
-from advisor.web.render import render_evidence
+from advisor.web.handlers import DELETED_MEANWHILE, KEEP, NO_HISTORY, NOT_SAVED, UNREADABLE, PageHandlers
+from advisor.web.render import render_answer_markdown, render_evidence
 
 ALICE, BOB = Owner.user("alice"), Owner.browser("bobs-cookie")
 FIRST = "How did KardiaMobile reach patients?"
@@ -59,14 +59,19 @@ def test_a_reopened_conversation_shows_what_was_shown(page):
     assert page.latest_conversation(ALICE).history == follow.history  # what a reload shows
 
 
-def test_a_saved_answer_rebuilds_to_the_same_record(built_advisor):
-    answer = built_advisor.ask(FIRST)
+@pytest.mark.parametrize(
+    "question",
+    [FIRST, "What is the boiling point of mercury on Venus?", "Which case studies spread through a network?"],
+)
+def test_a_saved_answer_rebuilds_to_the_same_record(built_advisor, question):
+    answer = built_advisor.ask(question)
     record = answer.to_record()
     rebuilt = Answer.from_record(record).to_record()
-    for key in ("question", "answer", "refused", "route", "sentences", "citations", "notes"):
+    for key in ("question", "answer", "refused", "route", "sentences", "citations", "passages", "notes"):
         assert rebuilt[key] == record[key], key
-    assert [p["text"] for p in rebuilt["passages"]] == [p["text"] for p in record["passages"]]
+    assert rebuilt.get("rows") == record.get("rows") and rebuilt.get("heading") == record.get("heading")
     assert render_evidence(Answer.from_record(record)) == render_evidence(answer)
+    assert render_answer_markdown(Answer.from_record(record)) == render_answer_markdown(answer)
 
 
 def test_another_owner_cannot_open_rename_or_delete_it(page, store):
@@ -75,8 +80,10 @@ def test_another_owner_cannot_open_rename_or_delete_it(page, store):
     refused = page.open_conversation(cid, BOB)
     assert refused.history is KEEP and refused.status == NO_CONVERSATION
     assert page.rename_conversation("Taken", {"conversation": cid}, BOB).status == NO_CONVERSATION
-    _, listing = page.delete_conversation({"conversation": cid}, BOB)
-    assert listing.status == NO_CONVERSATION and listing.choices == []
+    for confirmed in (None, cid):  # the first press asks, the second deletes: neither for Bob
+        shown, listing, confirming = page.delete_conversation({"conversation": cid}, BOB, confirmed)
+        assert listing.status == NO_CONVERSATION and listing.choices == [] and confirming == ""
+        assert shown.history is KEEP
     # a forged id in the answers state: the answer goes to a new conversation of Bob's own
     theirs = ask(page, FOLLOW, answers={"conversation": cid}, owner=BOB)
     assert theirs.answers["conversation"] != cid
@@ -97,10 +104,18 @@ def test_listing_rename_and_delete(page, store):
     assert renamed.choices[0][0].startswith("Kardia notes (") and "Renamed" in renamed.status
     assert "needs a title" in page.rename_conversation(" ", first.answers, ALICE).status
 
-    cleared, after = page.delete_conversation(first.answers, ALICE)
-    assert cleared.history == [] and cleared.answers == {}
+    cid = first.answers["conversation"]
+    kept, asked, confirming = page.delete_conversation(first.answers, ALICE)
+    assert kept.history is KEEP and confirming == cid
+    assert "Kardia notes" in asked.status and "Press Delete again" in asked.status
+    assert [c.id for c in store.list()] == [cid]  # nothing deleted on the first press
+
+    cleared, after, confirming = page.delete_conversation(first.answers, ALICE, confirming)
+    assert cleared.history == [] and cleared.answers == {} and confirming == ""
     assert after.choices == [] and "Deleted" in after.status
     assert store.list() == []
+    nothing = page.delete_conversation({}, ALICE)
+    assert nothing[0].history is KEEP and "no saved conversation" in nothing[1].status
 
 
 def test_without_an_owner_the_answer_is_shown_and_says_it_is_not_saved(page, store):
@@ -117,4 +132,20 @@ def test_a_database_that_cannot_be_written_loses_no_answer(page, tmp_path):
     bubble = last.history[-1]["content"]
     assert "cite-marker" in bubble and "could not be saved" in bubble
     assert "conversation" not in last.answers and "shared/" not in last.evidence
-    assert "cannot be read" in page.listing(ALICE).status
+    assert page.listing(ALICE).status == UNREADABLE
+    held = {"conversation": "a-saved-conversation-id"}
+    assert page.open_conversation("a-saved-conversation-id", ALICE).status == UNREADABLE
+    assert page.rename_conversation("New", held, ALICE).status == UNREADABLE
+    assert page.delete_conversation(held, ALICE)[1].status == UNREADABLE
+
+
+def test_a_conversation_deleted_in_another_tab_is_not_continued_silently(page, store):
+    first = ask(page, FIRST)
+    store.delete(first.answers["conversation"], ALICE)  # as from another tab
+    follow = ask(page, FOLLOW, first.history, first.answers)
+    assert [m["role"] for m in follow.history] == ["user", "assistant"]  # the earlier turn is gone
+    assert DELETED_MEANWHILE in follow.history[-1]["content"]
+    (fresh,) = store.list(ALICE)
+    assert fresh.id == follow.answers["conversation"] and fresh.title == FOLLOW
+    (turn,) = store.get(fresh.id, ALICE).turns
+    assert turn.record["query"] == FOLLOW  # not rewritten with the deleted question
