@@ -239,9 +239,10 @@ def _section(turn: Turn, numbering: Mapping[int, int]) -> _Section:
         if len(lines) > 1 and any(x.label for x in lines):
             layout = "list"
     quotes: dict[tuple[int, str], None] = {}
+    said = " ".join(_folded(x.text) for x in lines)  # an answer in the reports' own words: quoted already
     for cited in sorted(_citations(turn), key=lambda c: c.get("marker") or 0):
         number, quote = numbering.get(cited.get("marker")), _line(cited.get("quote"))
-        if number and quote:
+        if number and quote and _folded(quote) not in said:
             quotes[(number, quote)] = None
     generation = _line(turn.generation)
     stamp = f"Answered {_moment(turn.created_at)}" + (f"; index {generation}" if generation else "")
@@ -254,6 +255,10 @@ def _section(turn: Turn, numbering: Mapping[int, int]) -> _Section:
         quotes=tuple(quotes),
         notes=tuple(_line(n) for n in record.get("notes") or () if _line(n)),
     )
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 def _row(row: Mapping[str, Any], numbers: tuple[int, ...], labelled: bool) -> _Line:

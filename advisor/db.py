@@ -120,6 +120,9 @@ turns = Table(
     Column("refused", Boolean, nullable=False, default=False),
     Column("generation", String(160), nullable=False, default=""),
     Column("record", JSON, nullable=False),
+    # what the answer cites ({source, title, case_study} each), for the insights to count without
+    # reading every answer's passages
+    Column("cited", JSON, nullable=False, default=list),
     UniqueConstraint("conversation_id", "position", name="turns_position"),
 )
 

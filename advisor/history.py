@@ -142,6 +142,19 @@ class Conversation:
         return {**self.summary.to_record(), "answers": [t.to_record() for t in self.turns]}
 
 
+def cited(record: dict[str, Any]) -> list[dict[str, str]]:
+    """What an answer cites, one entry per citation: its report (file and title) and case study."""
+    return [
+        {
+            "source": str(c.get("source") or ""),
+            "title": str(c.get("title") or ""),
+            "case_study": str(c.get("case_study") or ""),
+        }
+        for c in record.get("citations") or ()
+        if isinstance(c, dict)
+    ]
+
+
 def new_id() -> str:
     """A random id (128 bits, URL-safe, 22 characters): conversation ids and share links cannot
     be guessed. None starts with "-", which a command line would read as an option."""
@@ -287,7 +300,7 @@ class ConversationStore:
                 "generation": generation,
                 "record": _jsonable(record),
             }
-            conn.execute(insert(turns).values(**row))
+            conn.execute(insert(turns).values(**row, cited=cited(record)))
         return Turn(**row)
 
     def rename(self, conversation_id: str, owner: Owner, title: str) -> ConversationSummary:

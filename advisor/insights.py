@@ -47,7 +47,7 @@ class Asked:
     channel: str
     question: str
     refused: bool
-    record: dict[str, Any]
+    record: dict[str, Any]  # {"citations": what it cites}; the whole answer when read for the refused only
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,10 @@ def read_turns(
             conversations.c.channel,
             turns.c.question,
             turns.c.refused,
-            turns.c.record,
+            turns.c.cited,
+            # the whole answer (passages and all: KBs each) only for the refused ones, whose words
+            # the eval rows carry; the figures need only what each answer cites
+            *([turns.c.record] if refused_only else []),
         )
         .join(conversations, conversations.c.id == turns.c.conversation_id)
         .order_by(turns.c.created_at, turns.c.id)
@@ -204,7 +207,7 @@ def read_turns(
             channel=row.channel,
             question=row.question,
             refused=bool(row.refused),
-            record=dict(row.record or {}),
+            record=dict(row.record or {}) if refused_only else {"citations": list(row.cited or [])},
         )
 
 

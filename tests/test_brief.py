@@ -95,7 +95,10 @@ def test_markdown_holds_every_question_answer_quote_and_reference(conversation, 
             assert piece in text
     assert f"Available at: <{NUFFIELD_URL}>" in text
     assert text.count("Available at:") == 2  # the two Nuffield sections: only that report has an address
-    assert f"> “{KARDIA_QUOTE}” [1]" in text and f"> “{DAFNE_QUOTE}” [3]" in text
+    # a quote is shown under an answer that does not already say it in the report's words: the
+    # LLM's answer (the second), not the extractive one, whose sentences are the quotes
+    assert text.count(f"> “{KARDIA_QUOTE}” [1]") == 1 and f"> “{DAFNE_QUOTE}” [3]" in text
+    assert f"> “{SCHWARTZ_QUOTE}”" not in text
     assert f"**KardiaMobile**: {KARDIA_QUOTE} [1]" in text
     # the second answer's own markers 1 and 2 are the brief's references 3 and 1
     assert "Trained nurses and dietitians delivered the courses. [3, 1]" in text
@@ -118,7 +121,10 @@ def test_docx_is_a_word_document_holding_every_reference_and_question(conversati
     nuffield = next(p for p in paragraphs if p.startswith("[1] "))
     assert NUFFIELD_URL in nuffield and '"KardiaMobile"' not in nuffield  # case study named once
     assert "Case study: KardiaMobile, p. 45. Available at:" in nuffield
-    assert f"“{SCHWARTZ_QUOTE}” [2]" in paragraphs
+    quoted = [p.text for p in document.paragraphs if p.style.name == "Quote"]
+    assert f"“{DAFNE_QUOTE}” [3]" in quoted and f"“{KARDIA_QUOTE}” [1]" in quoted
+    assert not any(SCHWARTZ_QUOTE in q for q in quoted)  # the extractive answer says it already
+    assert any(SCHWARTZ_QUOTE in p for p in paragraphs)
     assert "Trained nurses and dietitians delivered the courses. [3, 1] It spread to every hospital in " \
         "Europe. (unsupported) [3]" in paragraphs  # fmt: skip
     assert REFUSAL in paragraphs
