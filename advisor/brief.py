@@ -17,7 +17,7 @@ import io
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -238,10 +238,12 @@ def _section(turn: Turn, numbering: Mapping[int, int]) -> _Section:
         )
         if len(lines) > 1 and any(x.label for x in lines):
             layout = "list"
+    verbatim = {_folded(_unbulleted(c.get("quote"))) for c in _citations(turn)} - {""}
+    lines = tuple(_quoted_if_verbatim(x, verbatim) for x in lines) if layout != "plain" else lines
     quotes: dict[tuple[int, str], None] = {}
     said = " ".join(_folded(x.text) for x in lines)  # an answer in the reports' own words: quoted already
     for cited in sorted(_citations(turn), key=lambda c: c.get("marker") or 0):
-        number, quote = numbering.get(cited.get("marker")), _line(cited.get("quote"))
+        number, quote = numbering.get(cited.get("marker")), _unbulleted(cited.get("quote"))
         if number and quote and _folded(quote) not in said:
             quotes[(number, quote)] = None
     generation = _line(turn.generation)
@@ -259,6 +261,21 @@ def _section(turn: Turn, numbering: Mapping[int, int]) -> _Section:
 
 def _folded(text: str) -> str:
     return " ".join(text.casefold().split())
+
+
+_BULLET = re.compile(r"^[-–•*·▪]\s+")
+
+
+def _quoted_if_verbatim(line: _Line, verbatim: set[str]) -> _Line:
+    """A line that is a report's own words (the offline answerer's sentences are) in quotation
+    marks, so that pasted into a business case it does not read as the writer's prose; a bullet
+    the report's layout left at its start is dropped."""
+    text = _unbulleted(line.text)
+    return replace(line, text=f"“{text}”" if _folded(text) in verbatim else text)
+
+
+def _unbulleted(text: Any) -> str:
+    return _BULLET.sub("", _line(text))
 
 
 def _row(row: Mapping[str, Any], numbers: tuple[int, ...], labelled: bool) -> _Line:
@@ -349,9 +366,12 @@ def brief_docx(
 
     brief = _compose(conversation, urls, only)
     doc = Document()
-    doc.core_properties.title = brief.title
-    doc.core_properties.author = MADE_BY
-    doc.core_properties.created = datetime.now(UTC)
+    now = datetime.now(UTC)
+    properties = doc.core_properties
+    properties.title, properties.author, properties.last_modified_by = brief.title, MADE_BY, MADE_BY
+    properties.created = properties.modified = now.replace(tzinfo=None)
+    properties.comments = ""
+    _a4_with_page_numbers(doc)
     doc.add_heading(brief.title, level=0)
     doc.add_paragraph(brief.made)
     doc.add_paragraph().add_run(CAVEAT).italic = True
@@ -374,6 +394,32 @@ def brief_docx(
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()
+
+
+def _a4_with_page_numbers(doc) -> None:
+    """A4 paper with 2.5 cm margins (python-docx's template is US Letter) and the page number,
+    a Word field, centred in the footer."""
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+    from docx.shared import Cm, Mm
+
+    for section in doc.sections:
+        section.page_width, section.page_height = Mm(210), Mm(297)
+        section.left_margin = section.right_margin = Cm(2.5)
+        section.top_margin = section.bottom_margin = Cm(2.5)
+        footer = section.footer.paragraphs[0]
+        footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        run = footer.add_run()
+        for kind, text in (("begin", None), (None, "PAGE"), ("end", None)):
+            if kind:
+                element = OxmlElement("w:fldChar")
+                element.set(qn("w:fldCharType"), kind)
+            else:
+                element = OxmlElement("w:instrText")
+                element.set(qn("xml:space"), "preserve")
+                element.text = text
+            run._r.append(element)
 
 
 def _docx_body(doc, section: _Section) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from docx import Document
@@ -99,7 +100,8 @@ def test_markdown_holds_every_question_answer_quote_and_reference(conversation, 
     # LLM's answer (the second), not the extractive one, whose sentences are the quotes
     assert text.count(f"> “{KARDIA_QUOTE}” [1]") == 1 and f"> “{DAFNE_QUOTE}” [3]" in text
     assert f"> “{SCHWARTZ_QUOTE}”" not in text
-    assert f"**KardiaMobile**: {KARDIA_QUOTE} [1]" in text
+    assert f"**KardiaMobile**: “{KARDIA_QUOTE}” [1]" in text  # the report's words, marked as such
+    assert "“Trained nurses" not in text  # the LLM's own sentence is not
     # the second answer's own markers 1 and 2 are the brief's references 3 and 1
     assert "Trained nurses and dietitians delivered the courses. [3, 1]" in text
     assert "It spread to every hospital in Europe. *(unsupported)* [3]" in text
@@ -121,6 +123,11 @@ def test_docx_is_a_word_document_holding_every_reference_and_question(conversati
     nuffield = next(p for p in paragraphs if p.startswith("[1] "))
     assert NUFFIELD_URL in nuffield and '"KardiaMobile"' not in nuffield  # case study named once
     assert "Case study: KardiaMobile, p. 45. Available at:" in nuffield
+    section = document.sections[0]
+    assert (round(section.page_width.mm), round(section.page_height.mm)) == (210, 297)  # A4
+    assert "PAGE" in section.footer.paragraphs[0]._p.xml  # the page number field
+    assert document.core_properties.author == "Spread Advisor"
+    assert document.core_properties.modified.year == datetime.now(UTC).year
     quoted = [p.text for p in document.paragraphs if p.style.name == "Quote"]
     assert f"“{DAFNE_QUOTE}” [3]" in quoted and f"“{KARDIA_QUOTE}” [1]" in quoted
     assert not any(SCHWARTZ_QUOTE in q for q in quoted)  # the extractive answer says it already
@@ -174,3 +181,23 @@ def test_text_is_shown_as_text_and_characters_word_refuses_are_dropped(store):
     assert "Yes it is. [1]" in text and "\x0b" not in text and "\x00" not in text
     paragraphs = docx_paragraphs(brief_docx(conversation))
     assert "Yes it is. [1]" in paragraphs and "“q” [1]" in paragraphs
+
+
+def test_a_sentence_in_the_reports_words_is_quoted_without_the_bullet_its_layout_left(store):
+    words = "Tailor evidence to local NHS audiences."
+    record = {
+        "question": "What evidence do adopters want?",
+        "answer": f"- {words} Local sites help.",
+        "refused": False,
+        "sentences": [
+            {"text": f"- {words}", "markers": [1], "verdict": "supported"},
+            {"text": "Local sites help.", "markers": [1], "verdict": "supported"},  # the writer's own
+        ],
+        "citations": [{"marker": 1, "source": ODDS, "title": "T", "section": "S", "quote": f"- {words}"}],
+    }
+    conversation = store.get(store.add_turn(Owner.user("bo"), record).conversation_id)
+    text = brief_markdown(conversation)
+    assert f"“{words}” [1] Local sites help. [1]" in text
+    assert "> “" not in text  # said in the answer already: no second quote block
+    paragraphs = docx_paragraphs(brief_docx(conversation))
+    assert f"“{words}” [1] Local sites help. [1]" in paragraphs
