@@ -336,5 +336,10 @@ def exc_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def aware(value: datetime) -> datetime:
+    """A datetime read back from the database in UTC: SQLite gives back naive ones (stored in UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(record, default=str))

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from advisor.db import _jsonable, conversations, exc_line, open_database, turns
+from advisor.db import _jsonable, aware, conversations, exc_line, open_database, turns
 from advisor.errors import AdvisorError
 
 log = logging.getLogger(__name__)
@@ -184,11 +184,6 @@ def title_from(question: str) -> str:
         return text
     cut = text[:TITLE_CHARS].rsplit(" ", 1)[0] or text[:TITLE_CHARS]
     return cut + "…"
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite gives back naive datetimes: they were stored in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class ConversationStore:
@@ -372,7 +367,7 @@ class ConversationStore:
         """A conversation with its turns; NotFoundError when there is none that is the owner's
         (owner None: any owner's, for the maintainers' CLI)."""
         self._maybe_purge()
-        found = [s for s in self._find(conversation_id, owner)]
+        found = self._find(conversation_id, owner)
         if not found:
             raise NotFoundError(NO_CONVERSATION)
         with self.engine.connect() as conn:
@@ -417,8 +412,8 @@ class ConversationStore:
             user=m["user_name"],
             channel=m["channel"],
             title=m["title"],
-            created_at=_aware(m["created_at"]),
-            updated_at=_aware(m["updated_at"]),
+            created_at=aware(m["created_at"]),
+            updated_at=aware(m["updated_at"]),
             turns=int(row[-1] or 0),
         )
 
@@ -429,7 +424,7 @@ class ConversationStore:
             id=m["id"],
             conversation_id=m["conversation_id"],
             position=int(m["position"]),
-            created_at=_aware(m["created_at"]),
+            created_at=aware(m["created_at"]),
             question=m["question"],
             refused=bool(m["refused"]),
             generation=m["generation"] or "",

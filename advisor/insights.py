@@ -23,11 +23,10 @@ from typing import Any
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from advisor.db import DatabaseError, conversations, exc_line, shown_url, turns
+from advisor.db import DatabaseError, aware, conversations, exc_line, shown_url, turns
 from advisor.db import feedback as feedback_table
 from advisor.errors import AdvisorError
 from advisor.feedback import Feedback
-from advisor.history import _aware
 from advisor.text import normalise_space
 
 TODO = "write the reference answer, sources and kind, then move to eval_sets/dev.jsonl"
@@ -203,7 +202,7 @@ def read_turns(
     for row in _read(engine, query, "questions"):
         yield Asked(
             id=row.id,
-            created_at=_aware(row.created_at),
+            created_at=aware(row.created_at),
             channel=row.channel,
             question=row.question,
             refused=bool(row.refused),
@@ -223,7 +222,7 @@ def read_thumbs_down(
     if until is not None:
         query = query.where(feedback_table.c.created_at <= until)
     return [
-        Feedback(**{**row._mapping, "created_at": _aware(row.created_at)})
+        Feedback(**{**row._mapping, "created_at": aware(row.created_at)})
         for row in _read(engine, query, "feedback")
     ]
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 import typer
@@ -170,3 +172,14 @@ def print_ingest_summary(report, to: Console = console) -> None:
         to.print(f"  [yellow]skipped[/] {path}: {reason}", highlight=False)
     for name in report.kept_previous:
         to.print(f"  [yellow]kept the previously indexed version of[/] {name}")
+
+
+def write_whole(out: Path, data: bytes) -> None:
+    """Write the file in one step: a failure leaves no half-written file (and an earlier one as it was)."""
+    partial = out.with_name(f".{out.name}.part")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise AdvisorError(f"Cannot write {out}: {exc.strerror or exc}.") from None

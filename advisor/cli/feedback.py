@@ -52,7 +52,7 @@ def feedback_to_eval(
 ) -> None:
     """Write the thumbs-down questions (with their comments) and the refused questions as dev rows
     for a person to complete: each question once, no reference yet (`advisor eval --set` runs them)."""
-    from advisor.cli.common import err, user_errors
+    from advisor.cli.common import err, user_errors, write_whole
     from advisor.config import Settings
     from advisor.errors import AdvisorError
 
@@ -68,13 +68,7 @@ def feedback_to_eval(
                 f"No thumbs-down or refused questions are stored in {shown_url(url)}{also}: nothing to write."
             )
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in found.rows)
-        partial = out.with_name(out.name + ".partial")  # renamed when whole: no half-written set
-        try:
-            partial.write_text(text, encoding="utf-8", newline="")
-            partial.replace(out)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise AdvisorError(f"Cannot write {out}: {exc.strerror or exc}.") from None
+        write_whole(out, text.encode("utf-8"))  # no half-written set
         err.print(
             f"{len(found.rows)} rows written to {out}: {found.count('thumbs_down')} thumbs-down, "
             f"{found.count('refused')} refused"

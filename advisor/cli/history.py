@@ -7,7 +7,6 @@ Listing, showing and exporting open the database read-only; only `purge` writes.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,7 +86,7 @@ def history_export(
     ),
 ) -> None:
     """Write a conversation as a brief to take away: its answers and one list of references."""
-    from advisor.cli.common import err, user_errors
+    from advisor.cli.common import err, user_errors, write_whole
 
     with user_errors():
         from advisor.brief import brief_docx, brief_markdown, report_urls
@@ -134,17 +133,6 @@ def history_purge() -> None:
             f"Deleted {gone} conversation{'s' * (gone != 1)} untouched for more than {days:g} days.",
             highlight=False,
         )
-
-
-def write_whole(out: Path, data: bytes) -> None:
-    """Write the file in one step: a failure leaves no half-written file (and an earlier one as it was)."""
-    partial = out.with_name(f".{out.name}.part")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, out)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise AdvisorError(f"Cannot write {out}: {exc.strerror or exc}.") from None
 
 
 # ---- reading the store -------------------------------------------------------------------
