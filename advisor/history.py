@@ -378,6 +378,10 @@ class ConversationStore:
             ).all()
         return Conversation(found[0], [self._turn(r) for r in rows])
 
+    def exists(self, conversation_id: str, owner: Owner) -> bool:
+        """Whether the owner has this conversation (its row only: no answers are read)."""
+        return bool(self._find(conversation_id, owner))
+
     def turn(self, turn_id: str) -> tuple[Turn, ConversationSummary]:
         """An answer by its share id, with its conversation; NotFoundError when it is gone."""
         self._maybe_purge()

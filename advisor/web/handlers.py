@@ -359,12 +359,9 @@ class PageHandlers:
         if not current or self.conversations is None or owner is None:
             return False
         try:
-            self.conversations.get(current, owner)
-        except NotFoundError:
-            return True
+            return not self.conversations.exists(current, owner)  # its row, not its answers: every question
         except Exception:  # noqa: BLE001 - an unreadable database: saving will say so
             return False
-        return False
 
     def _save(self, owner: Owner | None, record: dict[str, Any], answers: dict[str, Any]) -> tuple[str, str]:
         """Keep the answer in the owner's conversation: (its share id, "") or ("", why it was not)."""
