@@ -59,12 +59,12 @@ def model_hash(model_path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def onnx_path(model_path: str | Path, cache_dir: str | Path) -> Path:
-    """Where the export of this model (by content hash) lives in the cache."""
-    return Path(cache_dir) / "encoders" / model_hash(model_path) / ONNX_NAME
+def onnx_path(model_path: str | Path, cache_dir: str | Path, digest: str | None = None) -> Path:
+    """Where the export of this model (by content hash; `digest` if already computed) lives."""
+    return Path(cache_dir) / "encoders" / (digest or model_hash(model_path)) / ONNX_NAME
 
 
-def export_onnx(model_path: str | Path, cache_dir: str | Path) -> Path:
+def export_onnx(model_path: str | Path, cache_dir: str | Path, digest: str | None = None) -> Path:
     """Export the local model's transformer to ONNX once; return the cached file.
 
     The graph takes input_ids, attention_mask and token_type_ids (int64, [batch, sequence],
@@ -73,7 +73,7 @@ def export_onnx(model_path: str | Path, cache_dir: str | Path) -> Path:
     so an interrupted export leaves nothing that looks finished.
     """
     force_offline()
-    target = onnx_path(model_path, cache_dir)
+    target = onnx_path(model_path, cache_dir, digest)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +166,23 @@ class OnnxEmbeddings(Embeddings):
         self._tokenizer = None
         self._input_names: list[str] = []
         self._dimension: int | None = None
+        self._hash: str | None = None
+
+    kind = "onnx"
+
+    @property
+    def model_hash(self) -> str:
+        """The model folder's content hash, computed once (it names the cached export too)."""
+        if self._hash is None:
+            self._hash = model_hash(self.model_path)
+        return self._hash
+
+    @property
+    def encoder_identity(self) -> str:
+        """What the index records as the encoder that built it: "onnx:<model hash>"."""
+        from advisor.embedding import HASH_CHARS
+
+        return f"{self.kind}:{self.model_hash[:HASH_CHARS]}"
 
     def _load(self) -> None:
         if self._session is not None:
@@ -176,7 +193,9 @@ class OnnxEmbeddings(Embeddings):
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
-            path = export_onnx(self.model_path, self.cache_dir)  # the cached file once exported
+            path = export_onnx(
+                self.model_path, self.cache_dir, self.model_hash
+            )  # the cached file once exported
             tokenizer = Tokenizer.from_file(str(Path(self.model_path) / "tokenizer.json"))
             # tokenizer.json ships with truncation at 128 and fixed padding to 128; the model
             # (sentence_bert_config.json) reads up to max_seq_length, padded per batch.
