@@ -575,12 +575,18 @@ def build_advisor(
         embedder,
         store,
         ingestor=Ingestor(settings, embedder, store),
-        catalogue=CatalogueLoader(settings.corpus_dir, embedder, settings.case_question_model),
+        catalogue=CatalogueLoader(
+            settings.corpus_dir, embedder, settings.case_question_model, cache_dir=settings.data_dir
+        ),
         condenser=condenser,
         make_extractive=extractive_factory(settings, embedder),
         llm_answerer=llm_answerer,
         guidance=GuidanceAnswerer(
-            Guidance(settings.corpus_dir), embedder, settings.guidance_route_model, settings.guidance_points
+            Guidance(settings.corpus_dir),
+            embedder,
+            settings.guidance_route_model,
+            settings.guidance_points,
+            cache_dir=settings.data_dir,
         ),
     )
     if load:

@@ -44,7 +44,7 @@ def cases(
             from advisor.embedding import make_embeddings
 
             embedder = make_embeddings(settings)
-        catalogue = CaseCatalogue.load(settings.corpus_dir, embedder)
+        catalogue = CaseCatalogue.load(settings.corpus_dir, embedder, cache_dir=settings.data_dir)
         pool = catalogue.filter(**picked)
         if like is None:
             if as_json:
