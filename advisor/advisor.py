@@ -23,14 +23,20 @@ from advisor.condense import RuleBasedCondenser
 from advisor.config import Settings, force_offline
 from advisor.corpus import Manifest
 from advisor.coverage import CoverageModel
-from advisor.embedding import LocalEmbeddings
-from advisor.errors import AdvisorError, IndexDamagedError, IndexMissingError, InvalidQuestionError
+from advisor.embedding import Embedder, make_embeddings
+from advisor.errors import (
+    AdvisorError,
+    IndexDamagedError,
+    IndexEncoderMismatchError,
+    IndexMissingError,
+    InvalidQuestionError,
+)
 from advisor.guidance import Guidance
 from advisor.guidance.answer import GuidanceAnswerer
 from advisor.ingest import Ingestor, IngestReport, Progress
 from advisor.llm import ReplyBudget
 from advisor.retrieval import HybridRetriever, IndexSnapshot
-from advisor.store import ChromaStore, SentenceIndex
+from advisor.store import ChromaStore, IndexState, SentenceIndex
 from advisor.text import normalise_space
 from advisor.types import Answer, Chunk, Filters, Passage
 
@@ -104,7 +110,7 @@ class Advisor:
     def __init__(
         self,
         settings: Settings,
-        embedder: LocalEmbeddings,
+        embedder: Embedder,
         store: ChromaStore,
         *,
         ingestor: Ingestor,
@@ -143,6 +149,7 @@ class Advisor:
         state = self.store.state()
         if state is None:
             return False
+        self._check_encoder(state)
         chunks, vectors = self.store.load_chunk_vectors(state)
         sentences = self.store.load_sentences(state)
         snapshot = IndexSnapshot.build(state, chunks, vectors)
@@ -166,6 +173,19 @@ class Advisor:
         if self.guidance is not None:
             self.guidance.reload()  # likewise the guidance map
         return True
+
+    def _check_encoder(self, state: IndexState) -> None:
+        """IndexEncoderMismatchError when the index was embedded by another encoder than ours."""
+        identity = self.embedder.encoder_identity
+        if state.encoder_matches(identity):
+            return
+        built = state.encoder or "torch (an index from before encoders were recorded)"
+        raise IndexEncoderMismatchError(
+            f"The index {self.store.location} was built with the encoder {built}, but this advisor "
+            f"encodes with {identity} (ADVISOR_ENCODER={self.settings.encoder}): vectors from "
+            "different encoders are never mixed. Run `advisor ingest` to re-embed the corpus with "
+            f"this encoder, or set ADVISOR_ENCODER to the one that built the index."
+        )
 
     def ingest(self, paths=None, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
         """Build or refresh the index, then serve the new one."""
@@ -491,7 +511,7 @@ def case_names(corpus_dir: Path) -> dict[str, tuple[str, ...]]:
 
 
 def extractive_factory(
-    settings: Settings, embedder: LocalEmbeddings
+    settings: Settings, embedder: Embedder
 ) -> Callable[[list[Chunk], SentenceIndex], ExtractiveAnswerer]:
     """How the advisor builds its extractive answerer for each index generation it loads."""
     coverage = load_coverage_model(settings.coverage_model)
@@ -520,7 +540,7 @@ def build_advisor(
     settings: Settings | None = None,
     *,
     load: bool = True,
-    embedder: LocalEmbeddings | None = None,
+    embedder: Embedder | None = None,
     chat_model: Any = None,
 ) -> Advisor:
     """Wire the advisor's stages from settings (the one place that does so).
@@ -536,7 +556,7 @@ def build_advisor(
 
     threadpool_limits(1, user_api="blas")
     settings = settings or Settings()
-    embedder = embedder or LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
+    embedder = embedder or make_embeddings(settings)
     store = ChromaStore(settings)
     condenser: Any = RuleBasedCondenser()
     llm_answerer = None
@@ -555,12 +575,18 @@ def build_advisor(
         embedder,
         store,
         ingestor=Ingestor(settings, embedder, store),
-        catalogue=CatalogueLoader(settings.corpus_dir, embedder, settings.case_question_model),
+        catalogue=CatalogueLoader(
+            settings.corpus_dir, embedder, settings.case_question_model, cache_dir=settings.data_dir
+        ),
         condenser=condenser,
         make_extractive=extractive_factory(settings, embedder),
         llm_answerer=llm_answerer,
         guidance=GuidanceAnswerer(
-            Guidance(settings.corpus_dir), embedder, settings.guidance_route_model, settings.guidance_points
+            Guidance(settings.corpus_dir),
+            embedder,
+            settings.guidance_route_model,
+            settings.guidance_points,
+            cache_dir=settings.data_dir,
         ),
     )
     if load:

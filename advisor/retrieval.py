@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from advisor.embedding import LocalEmbeddings
+from advisor.embedding import Embedder
 from advisor.errors import IndexDamagedError
 from advisor.store import IndexState, SentenceIndex
 from advisor.text import tokenize
@@ -74,7 +74,7 @@ class HybridRetriever:
 
     def __init__(
         self,
-        embedder: LocalEmbeddings,
+        embedder: Embedder,
         snapshot: IndexSnapshot,
         k: int = 5,
         candidates: int = 40,

@@ -4,7 +4,7 @@ An index is a *generation*: a pair of collections (`<name>_g<stamp>_chunks` and
 `..._sentences`). A small pointer collection names the generation queries read. An ingest
 writes a new generation beside the current one and only then moves the pointer, so an
 interrupted or failed ingest never leaves a half-written index that queries would read.
-Chroma's own embedding function is never used: every vector comes from `LocalEmbeddings`.
+Chroma's own embedding function is never used: every vector comes from the encoder (`advisor.embedding.make_embeddings`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 _BATCH = 1000
 _REBUILD = "Rebuild it with `advisor ingest --rebuild`."
 _WHAT = {"chunks": "passage vectors", "sentences": "sentence vectors"}
-_UNIT_TOLERANCE = 1e-3  # every stored vector is a unit vector (LocalEmbeddings normalises them)
+_UNIT_TOLERANCE = 1e-3  # every stored vector is a unit vector (both encoders normalise them)
 # Chroma's local HNSW segment header (hnswlib's, after a version number): what the files hold
 _HNSW_HEADER = struct.Struct("<i6Q")  # version, offset, capacity, count, bytes per element, ...
 _HNSW_HEADER_BYTES = 100
@@ -96,6 +96,20 @@ class IndexState:
     signature: str
     docs: dict[str, DocRecord] = field(default_factory=dict)
     created: float = 0.0
+    # the encoder that embedded it ("torch:<model hash>" / "onnx:<model hash>"); "" for an index
+    # built before encoders were recorded (issue 18), which only torch could have built
+    encoder: str = ""
+
+    def encoder_matches(self, identity: str) -> bool:
+        """Whether vectors from the encoder `identity` may be compared with (or added to) these.
+
+        Only the same encoder's: torch and ONNX give the same vectors to cosine 0.99999994, but
+        vectors from different encoders are never mixed. An index from before encoders were
+        recorded counts as torch's with the same model (its signature names the model folder).
+        """
+        if self.encoder:
+            return self.encoder == identity
+        return identity.startswith("torch:")
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,7 @@ class ChromaStore:
             signature=str(meta.get("signature", "")),
             docs=docs,
             created=float(meta.get("created", 0.0)),
+            encoder=str(meta.get("encoder", "")),
         )
 
     def _collections(self, generation: str):
@@ -293,12 +308,14 @@ class ChromaStore:
         generation = f"{self.name}_g{int(time.time() * 1000)}"
         return GenerationWriter(self, generation)
 
-    def publish(self, generation: str, signature: str, docs: dict[str, DocRecord]) -> None:
-        """Point queries at a finished generation, then drop all but it and its predecessor."""
+    def publish(self, generation: str, signature: str, docs: dict[str, DocRecord], encoder: str = "") -> None:
+        """Point queries at a finished generation (embedded by `encoder`), then drop all but it
+        and its predecessor."""
         previous = self.state()
         meta = {
             "generation": generation,
             "signature": signature,
+            "encoder": encoder,
             "docs": json.dumps({k: vars(v) for k, v in docs.items()}),
             "created": time.time(),
         }

@@ -60,24 +60,29 @@ class CaseCatalogue:
         embedder: Any = None,
         min_like_score: float = MIN_LIKE_SCORE,
         question_model: CaseQuestionModel | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.cases = list(cases)
         self.vocabulary = vocabulary
         self.embedder = embedder  # anything with .encode(list[str]) -> unit vectors; None = tags only
         self.min_like_score = min_like_score
-        self._similarity = CaseSimilarity(self.cases, embedder)
-        self._reader = QuestionReader(vocabulary, self.cases, embedder, question_model)
+        self._similarity = CaseSimilarity(self.cases, embedder, cache_dir)
+        self._reader = QuestionReader(vocabulary, self.cases, embedder, question_model, cache_dir)
         self._anchors: tuple[str, Anchors] | None = None
 
     @classmethod
     def load(
-        cls, corpus_dir: Path, embedder: Any = None, question_model: CaseQuestionModel | None = None
+        cls,
+        corpus_dir: Path,
+        embedder: Any = None,
+        question_model: CaseQuestionModel | None = None,
+        cache_dir: Path | None = None,
     ) -> CaseCatalogue:
         """Read and validate `corpus/case_studies.yaml` (CatalogueError if it is broken).
 
         Questions are read as across cases only with an embedder and the fitted question model."""
         cases, vocabulary = load_catalogue(corpus_dir)
-        return cls(cases, vocabulary, embedder, question_model=question_model)
+        return cls(cases, vocabulary, embedder, question_model=question_model, cache_dir=cache_dir)
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -210,9 +215,14 @@ class CatalogueLoader:
     """Loads the catalogue and keeps serving the last good one when a reload finds it broken."""
 
     def __init__(
-        self, corpus_dir: Path, embedder: Any = None, question_model: Path | None = MODEL_FILE
+        self,
+        corpus_dir: Path,
+        embedder: Any = None,
+        question_model: Path | None = MODEL_FILE,
+        cache_dir: Path | None = None,
     ) -> None:
         self.corpus_dir = Path(corpus_dir)
+        self.cache_dir = cache_dir  # the data folder: vectors of fixed texts are kept there
         self.embedder = embedder
         self.question_model = question_model
         self.current: CaseCatalogue | None = None
@@ -227,7 +237,7 @@ class CatalogueLoader:
             model = (
                 load_model(self.question_model) if self.embedder is not None and self.question_model else None
             )
-            self.current = CaseCatalogue.load(self.corpus_dir, self.embedder, model)
+            self.current = CaseCatalogue.load(self.corpus_dir, self.embedder, model, self.cache_dir)
             self.error = None
         except CatalogueError as exc:
             self.error = str(exc)

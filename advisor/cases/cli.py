@@ -41,10 +41,10 @@ def cases(
             like = clean_question(like, settings.max_question_chars)
         embedder = None
         if like is not None:
-            from advisor.embedding import LocalEmbeddings
+            from advisor.embedding import make_embeddings
 
-            embedder = LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)
-        catalogue = CaseCatalogue.load(settings.corpus_dir, embedder)
+            embedder = make_embeddings(settings)
+        catalogue = CaseCatalogue.load(settings.corpus_dir, embedder, cache_dir=settings.data_dir)
         pool = catalogue.filter(**picked)
         if like is None:
             if as_json:

@@ -28,12 +28,13 @@ from advisor.chunking import locate_case_studies
 from advisor.corpus import Manifest
 from advisor.errors import CatalogueError
 from advisor.text import MD_LINK, normalise_space
+from advisor.yamlfile import safe_load
 
 
 def read_yaml(path: Path) -> Any:
     """A YAML file's data; CatalogueError if it is missing or not YAML."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogueError(f"{path} does not exist") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from advisor.cases.model import FIELD_LABELS, TAG_FIELDS, CaseMatch, CaseQuery, 
 from advisor.cases.vocabulary import Vocabulary
 from advisor.errors import CatalogueError
 from advisor.types import Filters
+from advisor.vector_cache import cached_encode
 
 # How much each kind of shared tag counts when ranking "cases like mine".
 LIKE_WEIGHTS = {
@@ -92,19 +94,22 @@ class CaseSimilarity:
     The profiles are encoded once, on first use (thread-safe).
     """
 
-    def __init__(self, cases: list[CaseStudy], embedder: Any = None) -> None:
+    def __init__(self, cases: list[CaseStudy], embedder: Any = None, cache_dir: Path | None = None) -> None:
         self.cases = cases
         self.embedder = embedder  # anything with .encode(list[str]) -> unit vectors; None = tags only
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
         self._row = {c.name: i for i, c in enumerate(cases)}
+        self.cache_dir = cache_dir  # the data folder: the profiles' vectors are kept there
 
     def __call__(self, text: str, pool: list[CaseStudy]) -> np.ndarray:
         if self.embedder is None:
             return np.zeros(len(pool))
         with self._lock:
             if self._vectors is None:
-                self._vectors = self.embedder.encode([profile(c) for c in self.cases])
+                self._vectors = cached_encode(
+                    self.embedder, [profile(c) for c in self.cases], self.cache_dir, "case-profiles"
+                )
         query = self.embedder.encode([text])[0]
         return np.array([float(self._vectors[self._row[c.name]] @ query) for c in pool])
 

@@ -41,6 +41,7 @@ from advisor import linear
 from advisor.cases.model import CaseQuery, CaseStudy
 from advisor.cases.vocabulary import Vocabulary
 from advisor.question import answer_type, asking_text, stop_words
+from advisor.vector_cache import cached_encode
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +297,10 @@ class ValueMatcher:
     """The vocabulary's values embedded by name, description and synonyms; questions measured
     against every value (`candidates`)."""
 
-    def __init__(self, vocabulary: Vocabulary, embedder: Any) -> None:
+    def __init__(self, vocabulary: Vocabulary, embedder: Any, cache_dir: Path | None = None) -> None:
         self.vocabulary = vocabulary
         self.embedder = embedder
+        self.cache_dir = cache_dir  # the data folder: the vectors are kept there (advisor.vector_cache)
         self._lock = threading.Lock()
         self._texts: list[tuple[str, str, str]] | None = None  # (field, value, text)
         self._matrix: np.ndarray | None = None
@@ -315,7 +317,9 @@ class ValueMatcher:
                         for text in dict.fromkeys((value, term.description, *term.synonyms, *term.generic)):
                             if text:
                                 texts.append((field_name, value, text))
-                matrix = self.embedder.encode([t for _, _, t in texts] + [ALL_CASES_TEXT])
+                matrix = cached_encode(
+                    self.embedder, [t for _, _, t in texts] + [ALL_CASES_TEXT], self.cache_dir, "case-values"
+                )
                 matrix, self._frame = matrix[:-1], matrix[-1]
                 self._descriptions = {
                     (f, v): matrix[i]
@@ -429,6 +433,7 @@ class QuestionReader:
         cases: list[CaseStudy],
         embedder: Any = None,
         model: CaseQuestionModel | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.vocabulary = vocabulary
         self.embedder = embedder
@@ -436,7 +441,7 @@ class QuestionReader:
         self._cases = cases
         self._all_cases: np.ndarray | None = None
         self._names = _name_patterns(cases)
-        self._values = ValueMatcher(vocabulary, embedder) if embedder is not None else None
+        self._values = ValueMatcher(vocabulary, embedder, cache_dir) if embedder is not None else None
 
     def with_model(self, model: CaseQuestionModel | None) -> QuestionReader:
         """The same reader with another model, sharing the embedded vocabulary (for calibration)."""

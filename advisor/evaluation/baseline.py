@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from advisor.corpus import discover_files
-from advisor.embedding import LocalEmbeddings
+from advisor.embedding import Embedder
 from advisor.sentences import split_sentences
 
 COLLECTION = "tutorial_baseline"
@@ -23,7 +23,7 @@ COLLECTION = "tutorial_baseline"
 class TutorialBaseline:
     """Chunk, embed and search the raw reports the tutorial way."""
 
-    def __init__(self, corpus_dir: Path, persist_dir: Path, embeddings: LocalEmbeddings, k: int = 5) -> None:
+    def __init__(self, corpus_dir: Path, persist_dir: Path, embeddings: Embedder, k: int = 5) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
         from langchain_chroma import Chroma

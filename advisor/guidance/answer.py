@@ -61,9 +61,11 @@ class GuidanceAnswerer:
         embedder: Any,
         route_model: Path | None = MODEL_FILE,
         max_points: int = MAX_POINTS,
+        cache_dir: Path | None = None,
     ) -> None:
         self.guidance = guidance
         self.embedder = embedder
+        self.cache_dir = cache_dir  # where the map's vectors are kept (advisor.vector_cache)
         self.route_model_path = route_model
         self.route: RouteModel | None = None
         self.max_points = max_points
@@ -82,7 +84,7 @@ class GuidanceAnswerer:
         if current is None:
             return None
         if self._matcher is None or self._matcher[0] is not current:
-            self._matcher = (current, GuidanceMatcher(current, self.embedder))
+            self._matcher = (current, GuidanceMatcher(current, self.embedder, self.cache_dir))
         return self._matcher[1]
 
     def match(self, vector: np.ndarray, advice_probability: float = 0.0) -> GuidanceMatch | None:

@@ -30,6 +30,7 @@ from advisor.guidance.schema import (
     theme_location,
 )
 from advisor.text import normalise_space
+from advisor.yamlfile import safe_load
 
 CaseNames = Mapping[str, Iterable[str]]  # catalogue name -> its aliases
 
@@ -37,7 +38,7 @@ CaseNames = Mapping[str, Iterable[str]]  # catalogue name -> its aliases
 def read_yaml(path: Path) -> Any:
     """A YAML file's data; GuidanceError if it is missing or not YAML."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GuidanceError(f"{path} does not exist") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -48,7 +49,7 @@ def catalogue_case_names(corpus_dir: Path) -> dict[str, tuple[str, ...]]:
     """The case studies of corpus/case_studies.yaml with their aliases (shape checked only)."""
     path = Path(corpus_dir) / CATALOGUE_NAME
     try:
-        entries = parse_catalogue(yaml.safe_load(path.read_text(encoding="utf-8")), None, path.name).cases
+        entries = parse_catalogue(safe_load(path.read_text(encoding="utf-8")), None, path.name).cases
     except (OSError, yaml.YAMLError, CatalogueError) as exc:
         raise GuidanceError(f"the case names cannot be read from {path.name}: {exc}") from None
     return {e.name: tuple(e.aliases) for e in entries}

@@ -1,7 +1,8 @@
 """Matching a question to the guidance map by meaning, and the route decision.
 
 `GuidanceMatcher` embeds, once per map, every point (its paraphrase and its quote) and every
-theme (title with statement, and each synonym). A question is scored against them:
+theme (title with statement, and each synonym); the vectors are kept under the data folder
+(advisor.vector_cache) so a new process reads them instead of encoding again. A question is scored against them:
 
 - a point's score is its closest text to the question;
 - a theme's score is the mean of its best two point scores, or its statement or synonym score
@@ -31,6 +32,7 @@ import numpy as np
 
 from advisor import linear
 from advisor.guidance.model import AUDIENCES, STAGES, GuidanceMap, GuidancePoint, Theme
+from advisor.vector_cache import cached_encode
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +88,10 @@ class GuidanceMatch:
 class GuidanceMatcher:
     """The map's points and themes embedded, and questions scored against them."""
 
-    def __init__(self, guidance_map: GuidanceMap, embedder: Any) -> None:
+    def __init__(self, guidance_map: GuidanceMap, embedder: Any, cache_dir: Path | None = None) -> None:
         self.map = guidance_map
         self.embedder = embedder
+        self.cache_dir = cache_dir  # the data folder: the vectors are kept there (advisor.vector_cache)
         self._lock = threading.Lock()
         self._ready = False
 
@@ -101,7 +104,9 @@ class GuidanceMatcher:
             theme_texts = [(i, f"{t.title}. {t.statement}") for i, t in enumerate(self.map.themes)]
             theme_texts += [(i, s) for i, t in enumerate(self.map.themes) for s in t.synonyms]
             sides = [*AUDIENCE_TEXTS.values(), *STAGE_TEXTS.values()]
-            vectors = self.embedder.encode(texts + [t for _, t in theme_texts] + sides)
+            vectors = cached_encode(
+                self.embedder, texts + [t for _, t in theme_texts] + sides, self.cache_dir, "guidance"
+            )
             n = len(points)
             self._points = points
             self._point_vectors = np.stack([vectors[:n], vectors[n : 2 * n]])  # (2, points, dim)

