@@ -96,6 +96,34 @@ def test_batching_and_order_do_not_change_vectors(onnx_embedder, cache_dir):
     assert (batched * small_batches).sum(axis=1).min() >= 0.9999
 
 
+def test_batches_keep_to_the_row_and_token_limits():
+    from advisor.onnx_encoder import BATCH_TOKENS
+
+    embedder = OnnxEmbeddings(_model_path(), batch_size=64)
+    lengths = [256] * 40 + [12] * 150 + [5000] + [90, 91, 89]
+    batches = embedder._batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # each text once
+    for batch in batches:
+        widths = [lengths[i] for i in batch]
+        assert widths == sorted(widths, reverse=True)
+        assert len(batch) <= 64
+        assert len(batch) == 1 or len(batch) * widths[0] <= BATCH_TOKENS
+    # the over-long text alone, then 16 rows padded to 256 (the last 8 with 8 shorter texts)
+    assert [len(b) for b in batches][:4] == [1, 16, 16, 16]
+    assert max(len(b) for b in batches) == 64  # short texts go 64 at a time
+
+
+def test_a_mixed_batch_gives_each_text_its_own_vector(onnx_embedder):
+    """Short and long texts padded together, in several token-limited batches, in input order."""
+    texts = _sample()
+    mixed = texts[::-1] + texts[:10]
+    vectors = onnx_embedder.encode(mixed)
+    alone = np.stack([onnx_embedder.encode([t])[0] for t in mixed[:6] + mixed[-3:]])
+    picked = np.concatenate([vectors[:6], vectors[-3:]])
+    assert (picked * alone).sum(axis=1).min() >= 0.9999
+    np.testing.assert_allclose(vectors[len(texts) :], vectors[len(texts) - 10 : len(texts)][::-1], atol=1e-5)
+
+
 def test_langchain_hooks_and_empty_input(onnx_embedder):
     assert onnx_embedder.dimension == 384
     empty = onnx_embedder.encode([])

@@ -50,21 +50,18 @@ class CaseText:
     """A case study's part of a report, white space normalised, with the line of every character."""
 
     def __init__(self, raw_lines: list[str], first: int, end: int) -> None:
-        chars: list[str] = []
+        # Each line's words joined by one space; the space between two lines counts as the
+        # second line's, as every character does (str.split and str.isspace agree on spaces).
+        parts: list[str] = []
         lines: list[int] = []
-        pending_space = False
         for index in range(first, end):
-            for ch in MD_LINK.sub(r"\1", raw_lines[index].replace("\u00a0", " ")) + "\n":
-                if ch.isspace():
-                    pending_space = bool(chars)
-                    continue
-                if pending_space:
-                    chars.append(" ")
-                    lines.append(index + 1)
-                    pending_space = False
-                chars.append(ch)
-                lines.append(index + 1)
-        self.text = "".join(chars)
+            words = MD_LINK.sub(r"\1", raw_lines[index].replace("\u00a0", " ")).split()
+            if not words:
+                continue
+            piece = (" " if parts else "") + " ".join(words)
+            parts.append(piece)
+            lines.extend([index + 1] * len(piece))
+        self.text = "".join(parts)
         self.lines = lines
 
     def locate(self, quote: str) -> int | None:

@@ -114,11 +114,10 @@ def cited_evidence_hit(record: dict, reference_contexts: t.Sequence[str], found)
 
 
 # ---- filler ---------------------------------------------------------------------------
-@cache
 def _stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    from advisor.question import english_stop_words
 
-    return frozenset(ENGLISH_STOP_WORDS)
+    return english_stop_words()
 
 
 @cache
