@@ -97,7 +97,9 @@ def test_vectors_read_back_at_the_wrong_length_are_damage(built_advisor, built_s
 def test_a_published_generation_whose_collections_are_gone_is_damage(damaged, built_advisor):
     store = ChromaStore(damaged)
     state = store.state()
-    store.publish("advisor_g1", state.signature, state.docs)  # the pointer names collections never written
+    store.publish(
+        "advisor_g1", state.signature, state.docs, state.encoder
+    )  # the pointer names collections never written
     advisor = build_advisor(damaged, load=False, embedder=built_advisor.embedder)
     with pytest.raises(IndexDamagedError, match="advisor_g1") as caught:
         advisor.load()
@@ -123,7 +125,7 @@ def test_a_damaged_generation_published_while_serving_leaves_the_loaded_one_answ
     served = advisor.index.generation
     state = advisor.store.state()
     # another process publishes a generation this one cannot read
-    advisor.store.publish("advisor_g1", state.signature, state.docs)
+    advisor.store.publish("advisor_g1", state.signature, state.docs, state.encoder)
     monkeypatch.setattr(advisor_module, "_FRESHNESS_SECONDS", 0.0)
     with caplog.at_level(logging.WARNING, logger="advisor.advisor"):
         first = advisor.ask(QUESTION)
