@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from advisor.config import PROJECT_ROOT
-from advisor.onnx_encoder import ONNX_NAME, OnnxEmbeddings, export_onnx, model_hash, onnx_path
+from advisor.onnx_encoder import (
+    ONNX_DATA_NAME,
+    ONNX_NAME,
+    OnnxEmbeddings,
+    export_onnx,
+    model_hash,
+    onnx_path,
+)
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -141,7 +148,11 @@ def test_export_is_cached_under_the_model_hash(exported, cache_dir):
     before = exported.stat().st_mtime_ns
     assert export_onnx(_model_path(), cache_dir) == exported
     assert exported.stat().st_mtime_ns == before
-    assert sorted(p.name for p in exported.parent.iterdir()) == [ONNX_NAME]  # no temp file left
+    # the graph and its weights, and no temporary folder left beside them
+    assert sorted(p.name for p in exported.parent.iterdir()) == sorted([ONNX_NAME, ONNX_DATA_NAME])
+    assert not [p.name for p in exported.parent.parent.iterdir() if p.name.startswith(".")]
+    assert (exported.parent / ONNX_DATA_NAME).stat().st_size > 80_000_000  # the weights live there
+    assert exported.stat().st_size < 1_000_000
 
 
 def test_a_changed_model_folder_gets_a_new_export(exported, cache_dir, tmp_path):
@@ -168,11 +179,19 @@ def test_an_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
         Path(f).write_bytes(b"half an onnx file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch.onnx, "export", broken_export)
-    with pytest.raises(KeyboardInterrupt):
-        export_onnx(_model_path(), tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.onnx, "export", broken_export)
+        with pytest.raises(KeyboardInterrupt):
+            export_onnx(_model_path(), tmp_path)
+    assert list((tmp_path / "encoders").iterdir()) == []  # no folder, no temporary files
+    # a folder an older, interrupted export left behind is replaced by the next export
     folder = onnx_path(_model_path(), tmp_path).parent
-    assert list(folder.iterdir()) == []
+    folder.mkdir()
+    (folder / f"{ONNX_NAME}.tmp-123").write_bytes(b"half an onnx file")
+    exported = export_onnx(_model_path(), tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([ONNX_NAME, ONNX_DATA_NAME])
+    vector = OnnxEmbeddings(_model_path(), cache_dir=tmp_path).embed_query("a question")
+    assert exported.is_file() and len(vector) == 384
 
 
 def test_answering_a_question_loads_no_torch(exported, cache_dir, onnx_embedder):
@@ -242,3 +261,36 @@ def test_a_failed_export_says_what_to_do_and_leaves_nothing(tmp_path):
         export_onnx(copy, tmp_path / "cache")
     assert "Could not export" in str(raised.value) and "ADVISOR_ENCODER=torch" in str(raised.value)
     assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+
+
+def test_the_model_hash_is_remembered_until_a_file_changes(tmp_path, monkeypatch):
+    import advisor.onnx_encoder as encoder
+
+    copy = tmp_path / "model"
+    shutil.copytree(_model_path(), copy)
+    memo = tmp_path / "cache"
+    digest = model_hash(copy, memo_dir=memo)
+    assert digest == model_hash(_model_path())
+    assert (
+        json.loads((memo / "encoders" / encoder.HASH_MEMO).read_text())[str(copy.resolve())]["sha256"]
+        == digest
+    )
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("hashed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(encoder, "_hash_files", no_hashing)
+        assert model_hash(copy, memo_dir=memo) == digest  # nothing changed: read from the memo
+
+    config = copy / "sentence_bert_config.json"
+    config.write_text(config.read_text(encoding="utf-8").replace("256", "128"), encoding="utf-8")
+    changed = model_hash(copy, memo_dir=memo)
+    assert changed != digest and changed == model_hash(copy)
+
+    (memo / "encoders" / encoder.HASH_MEMO).write_text("{not json", encoding="utf-8")
+    assert model_hash(copy, memo_dir=memo) == changed  # an unreadable memo is hashed again, rewritten
+    assert (
+        json.loads((memo / "encoders" / encoder.HASH_MEMO).read_text())[str(copy.resolve())]["sha256"]
+        == changed
+    )
