@@ -192,6 +192,13 @@ class Advisor:
         report = self.ingestor.run(paths, rebuild=rebuild, progress=progress)
         if report.published or not self.ready:
             self.load()
+        # the vectors of fixed texts the first questions compare with, embedded now and kept in
+        # the data folder (advisor.vector_cache), so no first question pays for them (~7-10 s)
+        catalogue = self.case_catalogue.current
+        if catalogue is not None:
+            catalogue.warm()
+        if self.guidance is not None:
+            self.guidance.warm()
         return report
 
     def ensure_index(self, progress: Progress | None = None) -> IngestReport | None:

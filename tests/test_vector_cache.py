@@ -161,3 +161,12 @@ def test_the_c_loader_is_used_where_libyaml_is_built_in_and_refuses_bad_yaml_ali
         safe_load("a: [unclosed")
     with pytest.raises(yaml.YAMLError):  # still a safe loader: no Python objects
         safe_load("!!python/object/apply:os.system ['true']")
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_an_ingest_leaves_the_vectors_the_first_question_needs(built_advisor, built_settings):
+    """The session index was built by `ensure_index` -> ingest: the guidance map's, the case
+    profiles' and the case vocabulary's vectors are kept, so no first question embeds them."""
+    kept = sorted(p.name.rsplit("-", 1)[0] for p in (built_settings.data_dir / FOLDER).glob("*.npy"))
+    assert kept == ["case-profiles", "case-values", "guidance"]

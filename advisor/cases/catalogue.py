@@ -70,6 +70,14 @@ class CaseCatalogue:
         self._reader = QuestionReader(vocabulary, self.cases, embedder, question_model, cache_dir)
         self._anchors: tuple[str, Anchors] | None = None
 
+    def warm(self) -> None:
+        """Embed what questions across cases and "cases like mine" compare with (the profiles and
+        the vocabulary's values), so the first such question does not: ~7 s with the ONNX encoder
+        on 2 cores when not yet kept in the data folder."""
+        if self.embedder is not None:
+            self._similarity.profile_vectors()
+            self._reader.warm()
+
     @classmethod
     def load(
         cls,

@@ -102,16 +102,21 @@ class CaseSimilarity:
         self._row = {c.name: i for i, c in enumerate(cases)}
         self.cache_dir = cache_dir  # the data folder: the profiles' vectors are kept there
 
-    def __call__(self, text: str, pool: list[CaseStudy]) -> np.ndarray:
-        if self.embedder is None:
-            return np.zeros(len(pool))
+    def profile_vectors(self) -> np.ndarray:
+        """Every case's profile embedded (once; kept in the data folder between starts)."""
         with self._lock:
             if self._vectors is None:
                 self._vectors = cached_encode(
                     self.embedder, [profile(c) for c in self.cases], self.cache_dir, "case-profiles"
                 )
+            return self._vectors
+
+    def __call__(self, text: str, pool: list[CaseStudy]) -> np.ndarray:
+        if self.embedder is None:
+            return np.zeros(len(pool))
+        vectors = self.profile_vectors()
         query = self.embedder.encode([text])[0]
-        return np.array([float(self._vectors[self._row[c.name]] @ query) for c in pool])
+        return np.array([float(vectors[self._row[c.name]] @ query) for c in pool])
 
 
 def profile(case: CaseStudy) -> str:

@@ -443,6 +443,11 @@ class QuestionReader:
         self._names = _name_patterns(cases)
         self._values = ValueMatcher(vocabulary, embedder, cache_dir) if embedder is not None else None
 
+    def warm(self) -> None:
+        """Embed the vocabulary's values now (at ingest) rather than in the first question."""
+        if self._values is not None:
+            self._values._ensure()
+
     def with_model(self, model: CaseQuestionModel | None) -> QuestionReader:
         """The same reader with another model, sharing the embedded vocabulary (for calibration)."""
         reader = QuestionReader(self.vocabulary, self._cases, None, model)

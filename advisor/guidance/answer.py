@@ -87,6 +87,12 @@ class GuidanceAnswerer:
             self._matcher = (current, GuidanceMatcher(current, self.embedder, self.cache_dir))
         return self._matcher[1]
 
+    def warm(self) -> None:
+        """Embed the map's points, themes and sides now (at ingest), not in the first question."""
+        matcher = self.matcher
+        if matcher is not None:
+            matcher.warm()
+
     def match(self, vector: np.ndarray, advice_probability: float = 0.0) -> GuidanceMatch | None:
         matcher = self.matcher
         return None if matcher is None else matcher.match(vector, advice_probability)

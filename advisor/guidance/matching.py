@@ -95,6 +95,10 @@ class GuidanceMatcher:
         self._lock = threading.Lock()
         self._ready = False
 
+    def warm(self) -> None:
+        """Embed (or read the kept vectors of) the map's texts now."""
+        self._ensure()
+
     def _ensure(self) -> None:
         with self._lock:
             if self._ready:
