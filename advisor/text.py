@@ -25,8 +25,17 @@ FUSED_HEADER = re.compile(r"^(\d{1,3})([A-Z][^\d]{5,80})$")
 
 
 def normalise_space(text: str) -> str:
-    """Text with every run of white space (line breaks, no-break spaces) as one space."""
-    return _SPACE.sub(" ", text).strip()
+    """Text with every run of white space (line breaks, no-break spaces) as one space.
+
+    str.split and the regex \\s agree on what white space is (every code point checked); the
+    split is ~3x faster, and a start reads every line of the quoted reports through here.
+    """
+    return " ".join(text.split())
+
+
+def strip_md_links(text: str) -> str:
+    """Markdown links and images read as their text ("[NHS](https://...)" -> "NHS")."""
+    return MD_LINK.sub(r"\1", text) if "](" in text else text
 
 
 def fold(text: str) -> str:

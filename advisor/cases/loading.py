@@ -27,7 +27,7 @@ from advisor.cases.vocabulary import Vocabulary
 from advisor.chunking import locate_case_studies
 from advisor.corpus import Manifest
 from advisor.errors import CatalogueError
-from advisor.text import MD_LINK, normalise_space
+from advisor.text import normalise_space, strip_md_links
 from advisor.yamlfile import safe_load
 
 
@@ -55,7 +55,7 @@ class CaseText:
         parts: list[str] = []
         lines: list[int] = []
         for index in range(first, end):
-            words = MD_LINK.sub(r"\1", raw_lines[index].replace("\u00a0", " ")).split()
+            words = strip_md_links(raw_lines[index]).split()
             if not words:
                 continue
             piece = (" " if parts else "") + " ".join(words)

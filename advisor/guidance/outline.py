@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from advisor.cases.loading import CaseText
-from advisor.text import MD_LINK, normalise_space
+from advisor.text import normalise_space, strip_md_links
 
 SEPARATOR = " > "
 _WRAP = 5  # a heading may be wrapped over this many lines (figure labels are)
@@ -50,9 +50,7 @@ class ReportOutline:
 
     def __init__(self, raw_lines: list[str]) -> None:
         self.raw_lines = raw_lines
-        self._lines = [
-            normalise_space(MD_LINK.sub(r"\1", ln.replace("\u00a0", " "))).lstrip("# ") for ln in raw_lines
-        ]
+        self._lines = [normalise_space(strip_md_links(ln)).lstrip("# ") for ln in raw_lines]
         self._texts: dict[tuple[int, int], CaseText] = {}
         # Where a heading may begin: its first line is a prefix of it, so only lines that share
         # its first characters are tried (a map check looks up ~1,700 headings per start).
