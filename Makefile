@@ -74,6 +74,7 @@ bench: install-test
 	$(BIN)/python benchmarks/bench_llm.py
 	$(BIN)/python benchmarks/bench_replicas.py
 	$(BIN)/python benchmarks/bench_insights.py
+	$(BIN)/python benchmarks/bench_encoder.py
 
 # Re-resolve the pinned lock files (needs uv; pip's resolver backtracks for >15 min here).
 lock:
