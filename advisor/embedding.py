@@ -112,7 +112,8 @@ def make_embeddings(settings: Settings) -> Embedder:
 
     Neither import loads torch here: `LocalEmbeddings` loads sentence-transformers on first
     encode, `OnnxEmbeddings` never (only its one-off export does). The ONNX export is cached
-    under the data folder (`<data_dir>/encoders/<model hash>/model.onnx`).
+    under `ADVISOR_ENCODER_CACHE_DIR`, by default the data folder
+    (`<data_dir>/encoders/<model hash>/model.onnx` and `model.onnx.data`).
     """
     if settings.encoder == "onnx":
         from advisor.onnx_encoder import OnnxEmbeddings
