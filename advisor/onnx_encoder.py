@@ -24,6 +24,7 @@ from langchain_core.embeddings import Embeddings
 
 from advisor.config import PROJECT_ROOT, force_offline
 from advisor.errors import ConfigError
+from advisor.vector_cache import readable_as_folder
 
 OPSET = 17
 ONNX_NAME = "model.onnx"
@@ -187,6 +188,8 @@ def export_onnx(model_path: str | Path, cache_dir: str | Path, digest: str | Non
             location=ONNX_DATA_NAME,
             size_threshold=1024,
         )
+        for file in staged.iterdir():
+            readable_as_folder(file)
         _move_into_place(staged, target)
     except (RuntimeError, TypeError, ValueError, OSError) as exc:
         raise _export_failed(model_path, exc) from exc

@@ -59,6 +59,12 @@ def cached_encode(embedder: Any, texts: Sequence[str], cache_dir: Path | None, n
     return vectors
 
 
+def readable_as_folder(file: Path) -> None:
+    """Give a file made by mkstemp (mode 0600) its folder's read and write bits, as a file
+    created plainly would have: a web process run as another user reads what ingest wrote."""
+    os.chmod(file, file.parent.stat().st_mode & 0o666)
+
+
 def _save(folder: Path, path: Path, vectors: np.ndarray, name: str) -> None:
     """Write through a temporary file and rename; remove this name's other (stale) files.
 
@@ -69,6 +75,7 @@ def _save(folder: Path, path: Path, vectors: np.ndarray, name: str) -> None:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.save(handle, vectors, allow_pickle=False)
+            readable_as_folder(Path(tmp))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

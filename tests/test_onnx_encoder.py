@@ -153,6 +153,8 @@ def test_export_is_cached_under_the_model_hash(exported, cache_dir):
     assert not [p.name for p in exported.parent.parent.iterdir() if p.name.startswith(".")]
     assert (exported.parent / ONNX_DATA_NAME).stat().st_size > 80_000_000  # the weights live there
     assert exported.stat().st_size < 1_000_000
+    readable = exported.parent.stat().st_mode & 0o666  # as a plainly created file would be
+    assert {p.stat().st_mode & 0o777 for p in exported.parent.iterdir()} == {readable}
 
 
 def test_a_changed_model_folder_gets_a_new_export(exported, cache_dir, tmp_path):

@@ -49,6 +49,8 @@ def test_vectors_are_written_once_and_then_read_without_encoding(tmp_path):
     vectors = cached_encode(first, TEXTS, tmp_path, "guidance")
     assert len(first.calls) == 1 and len(files(tmp_path)) == 1
     assert not list((tmp_path / FOLDER).glob("*.tmp")) and not list((tmp_path / FOLDER).glob(".*"))
+    (kept,) = files(tmp_path)
+    assert kept.stat().st_mode & 0o777 == (tmp_path / FOLDER).stat().st_mode & 0o666  # not mkstemp's 0600
     again = CountingEmbedder()  # a new process: same encoder identity, same texts
     assert np.array_equal(cached_encode(again, TEXTS, tmp_path, "guidance"), vectors)
     assert again.calls == []
