@@ -76,6 +76,7 @@ class IngestReport:
     generation: str = ""
     seconds: float = 0.0
     embedded_chunks: int = 0
+    re_embedded_because: str = ""  # why every chunk was embedded again ("" when not for that)
 
     @property
     def changed(self) -> bool:
@@ -125,6 +126,11 @@ class Ingestor:
         encoder = self.embedder.encoder_identity
         # another encoder's vectors are never mixed with these: re-embed everything
         full = rebuild or state is None or state.signature != signature or not state.encoder_matches(encoder)
+        if state is not None and not state.encoder_matches(encoder):
+            built = state.encoder or "torch (not recorded)"
+            report.re_embedded_because = (
+                f"the index was built with the encoder {built}; this advisor encodes with {encoder}"
+            )
         old_docs: dict[str, DocRecord] = {} if state is None else dict(state.docs)
 
         docs: dict[str, DocRecord] = {}

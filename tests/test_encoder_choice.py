@@ -13,8 +13,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from advisor.advisor import build_advisor
+from advisor.cli.common import print_ingest_summary
 from advisor.config import PROJECT_ROOT
 from advisor.embedding import LocalEmbeddings, make_embeddings
 from advisor.errors import IndexDamagedError, IndexEncoderMismatchError
@@ -122,6 +124,15 @@ def test_ingest_records_the_encoder_and_re_embeds_for_another(onnx_index, make_s
     assert report.published and report.embedded_chunks == report.chunks > 0
     assert again.store.state().encoder == other.encoder_identity
     assert not again.ask("What are the three core pillars for adopting innovation?").refused
+    # the summary says why everything was embedded again; the next ingest has nothing to say
+    said = Console(record=True, width=200)
+    print_ingest_summary(report, to=said)
+    assert (
+        f"embedded everything again: the index was built with the encoder onnx:{_hash(settings)}; "
+        f"this advisor encodes with {other.encoder_identity}"
+    ) in said.export_text()
+    unchanged = again.ingest()
+    assert not unchanged.published and unchanged.re_embedded_because == "" and unchanged.embedded_chunks == 0
 
 
 @pytest.mark.model

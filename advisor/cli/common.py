@@ -160,6 +160,8 @@ def print_ingest_summary(report, to: Console = console) -> None:
         f"[bold]{report.documents}[/] documents, [bold]{report.chunks}[/] chunks "
         f"({report.embedded_chunks} embedded now) in {report.seconds:.1f}s: {state}."
     )
+    if report.re_embedded_because:
+        to.print(f"  embedded everything again: {report.re_embedded_because}", highlight=False)
     for label, names in (
         ("added", report.added),
         ("updated", report.updated),
