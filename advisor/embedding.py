@@ -29,11 +29,16 @@ if TYPE_CHECKING:
 HASH_CHARS = 16  # of the model folder's sha256 in an encoder identity
 
 
-def encoder_identity(kind: str, model_path: str | Path) -> str:
+def identity_of(kind: str, digest: str) -> str:
     """Identity "<kind>:<16 hex of the model folder's content hash>" ("onnx:fe59305aa47c0b7f")."""
+    return f"{kind}:{digest[:HASH_CHARS]}"
+
+
+def encoder_identity(kind: str, model_path: str | Path) -> str:
+    """`identity_of` the model folder's content hash."""
     from advisor.onnx_encoder import model_hash  # numpy and hashlib only: no torch
 
-    return f"{kind}:{model_hash(model_path)[:HASH_CHARS]}"
+    return identity_of(kind, model_hash(model_path))
 
 
 class LocalEmbeddings(Embeddings):

@@ -70,7 +70,8 @@ def model_hash(model_path: str | Path, memo_dir: str | Path | None = None) -> st
     if memo_dir is None:
         return _hash_files(root)
     files = _hashed_files(root)
-    stamp = [[p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    stats = [(p, p.stat()) for p in files]
+    stamp = [[p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns] for p, st in stats]
     memo_file = Path(memo_dir) / "encoders" / HASH_MEMO
     key = str(root.resolve())
     try:
@@ -305,9 +306,9 @@ class OnnxEmbeddings(Embeddings):
     @property
     def encoder_identity(self) -> str:
         """What the index records as the encoder that built it: "onnx:<model hash>"."""
-        from advisor.embedding import HASH_CHARS
+        from advisor.embedding import identity_of
 
-        return f"{self.kind}:{self.model_hash[:HASH_CHARS]}"
+        return identity_of(self.kind, self.model_hash)
 
     def _load(self) -> None:
         if self._session is not None:

@@ -253,67 +253,35 @@ def main() -> None:
     print(f"wrote {RESULTS}")
 
 
+# The Markdown table: (row label, section, field, ratio key or None, target), in order.
+TABLE = [
+    ("cold `ask`, median (s)", "cold_ask", "median_s", "cold_ask", "<= 0.3"),
+    ("peak RSS of `ask`, median (MB)", "cold_ask", "peak_rss_median_mb", "ask_peak_rss", "<= 0.5"),
+    ("warm `ask` p50 (ms)", "warm_ask", "p50_ms", None, ""),
+    ("warm `ask` p95 (ms)", "warm_ask", "p95_ms", "warm_ask_p95", "<= 1.0"),
+    ("web page: start to first answer (s)", "web", "first_answer_s", None, ""),
+    ("web page: peak RSS by then (MB)", "web", "peak_rss_mb", None, ""),
+    ("Slack bot: start to first answer (s)", "slack", "first_answer_s", None, ""),
+    ("Slack bot: peak RSS by then (MB)", "slack", "peak_rss_mb", None, ""),
+    ("ingest, full (s)", "ingest", "seconds", None, ""),
+    ("ingest peak RSS (MB)", "ingest", "peak_rss_mb", None, ""),
+    ("ONNX export, once per model (s)", "export", "seconds", None, ""),
+]
+
+
 def table(results: dict) -> str:
-    t, o = results["encoders"]["torch"], results["encoders"]["onnx"]
-    r = results["ratios_onnx_over_torch"]
-    rows = [
-        (
-            "cold `ask`, median (s)",
-            t["cold_ask"]["median_s"],
-            o["cold_ask"]["median_s"],
-            r["cold_ask"],
-            "<= 0.3",
-        ),
-        (
-            "peak RSS of `ask`, median (MB)",
-            t["cold_ask"]["peak_rss_median_mb"],
-            o["cold_ask"]["peak_rss_median_mb"],
-            r["ask_peak_rss"],
-            "<= 0.5",
-        ),
-        ("warm `ask` p50 (ms)", t["warm_ask"]["p50_ms"], o["warm_ask"]["p50_ms"], None, ""),
-        (
-            "warm `ask` p95 (ms)",
-            t["warm_ask"]["p95_ms"],
-            o["warm_ask"]["p95_ms"],
-            r["warm_ask_p95"],
-            "<= 1.0",
-        ),
-        (
-            "web page: start to first answer (s)",
-            t["web"]["first_answer_s"],
-            o["web"]["first_answer_s"],
-            None,
-            "",
-        ),
-        (
-            "web page: peak RSS by then (MB)",
-            round(t["web"]["peak_rss_mb"]),
-            round(o["web"]["peak_rss_mb"]),
-            None,
-            "",
-        ),
-        (
-            "Slack bot: start to first answer (s)",
-            t["slack"]["first_answer_s"],
-            o["slack"]["first_answer_s"],
-            None,
-            "",
-        ),
-        (
-            "Slack bot: peak RSS by then (MB)",
-            round(t["slack"]["peak_rss_mb"]),
-            round(o["slack"]["peak_rss_mb"]),
-            None,
-            "",
-        ),
-        ("ingest, full (s)", t["ingest"]["seconds"], o["ingest"]["seconds"], None, ""),
-        ("ingest peak RSS (MB)", t["ingest"]["peak_rss_mb"], o["ingest"]["peak_rss_mb"], None, ""),
-        ("ONNX export, once per model (s)", "-", o["export"]["seconds"], None, ""),
-    ]
+    encoders, ratios = results["encoders"], results["ratios_onnx_over_torch"]
+
+    def cell(encoder: str, section: str, field: str) -> object:
+        value = encoders[encoder].get(section, {}).get(field, "-")  # torch has no export
+        return round(value) if field == "peak_rss_mb" and isinstance(value, float) else value
+
     lines = ["| | torch | ONNX | ONNX / torch | target |", "|---|---|---|---|---|"]
-    for name, a, b, ratio, target in rows:
-        lines.append(f"| {name} | {a} | {b} | {'' if ratio is None else f'{ratio:.2f}'} | {target} |")
+    for name, section, field, ratio, target in TABLE:
+        shown = "" if ratio is None else f"{ratios[ratio]:.2f}"
+        lines.append(
+            f"| {name} | {cell('torch', section, field)} | {cell('onnx', section, field)} | {shown} | {target} |"
+        )
     return "\n".join(lines)
 
 

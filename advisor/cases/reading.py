@@ -308,6 +308,10 @@ class ValueMatcher:
         self._frame = np.zeros(0, dtype=np.float32)
         self._cache: dict[str, np.ndarray] = {}
 
+    def warm(self) -> None:
+        """Embed (or read the kept vectors of) the vocabulary's values now."""
+        self._ensure()
+
     def _ensure(self) -> tuple[list[tuple[str, str, str]], np.ndarray]:
         with self._lock:
             if self._texts is None or self._matrix is None:
@@ -446,7 +450,7 @@ class QuestionReader:
     def warm(self) -> None:
         """Embed the vocabulary's values now (at ingest) rather than in the first question."""
         if self._values is not None:
-            self._values._ensure()
+            self._values.warm()
 
     def with_model(self, model: CaseQuestionModel | None) -> QuestionReader:
         """The same reader with another model, sharing the embedded vocabulary (for calibration)."""
